@@ -1,0 +1,27 @@
+# hourglass: train autoencoders under many seeds, record every layer, and
+# measure how consistent their representations are. See README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/similarity.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        f"{STUDY_DIR}/similarity/consistency.csv",
+        f"{STUDY_DIR}/similarity/mds.csv",
+        expand(
+            f"{STUDY_DIR}/figures/{{figure}}.{{fmt}}",
+            figure=FIGURES,
+            fmt=config["figures"]["formats"],
+        ),

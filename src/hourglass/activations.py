@@ -1,0 +1,57 @@
+"""Every named layer's activations on the probe stimuli, to and from HDF5.
+
+Layout: group `layers` holds one float32 dataset per layer (stimuli x layer
+shape); the root's attributes give the layer order, the seed, the checkpoint
+and its epoch, the variant and its model settings, the dataset and the
+package version.
+"""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from hourglass.data import load_split
+from hourglass.io import atomic_path, open_h5, write_attrs
+from hourglass.train import EVAL_BATCH, load_checkpoint
+
+
+def record(checkpoint, data, out, threads=1):
+    """Run the probe set through `checkpoint` and write every layer to `out`."""
+    torch.set_num_threads(threads)
+    model, state = load_checkpoint(checkpoint)
+    x, _ = load_split(data, "probe")
+    with torch.no_grad():
+        batches = [model.layers(b) for b in x.split(EVAL_BATCH)]
+    names = model.layer_names
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        layers = f.create_group("layers")
+        for name in names:
+            act = torch.cat([b[name] for b in batches]).numpy().astype(np.float32)
+            layers.create_dataset(name, data=act, chunks=(min(len(act), 256), *act.shape[1:]),
+                                  compression="gzip", shuffle=True)
+        write_attrs(
+            f, layer_names=names, shapes={n: list(layers[n].shape[1:]) for n in names},
+            seed=state["seed"], epoch=state["epoch"], variant=state["variant"],
+            model=state["model"], checkpoint=Path(checkpoint).stem,
+        )
+
+
+def describe(path):
+    """The attributes of an activations file, JSON fields decoded."""
+    with open_h5(path, "activations") as f:
+        attrs = dict(f.attrs)
+    for key in ("layer_names", "shapes", "model"):
+        attrs[key] = json.loads(attrs[key])
+    return attrs
+
+
+def read_layer(path, layer):
+    """One layer's activations (stimuli x units, flattened) as float64."""
+    with open_h5(path, "activations") as f:
+        if layer not in f["layers"]:
+            raise ValueError(f"activations file {path} has no layer {layer!r}; delete it and re-run")
+        act = f["layers"][layer][()]
+    return act.reshape(len(act), -1).astype(np.float64)

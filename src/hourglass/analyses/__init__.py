@@ -1,0 +1,1 @@
+"""Analyses built on the similarity measures: consistency across seeds, MDS."""

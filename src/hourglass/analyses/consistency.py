@@ -1,0 +1,150 @@
+"""Representational consistency across seeds (Mehrer et al. 2020; Durbha et
+al. 2022) and the second-order RDM of layers x seeds.
+
+For one layer, each seed's RDM (1 - Pearson between stimuli) is compared with
+every other seed's by the Pearson correlation r of their upper triangles.
+RC is the mean of r over seed pairs; RC² the mean of r², the variance one
+seed's RDM shares with another's.
+"""
+
+import numpy as np
+import torch
+from sklearn.manifold import MDS
+
+from hourglass.activations import describe, read_layer
+from hourglass.io import write_table
+from hourglass.models import layer_region
+from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
+
+
+def standardise(T):
+    """Rows of `T` centred and scaled to unit norm: their inner products are Pearson r."""
+    Z = T - T.mean(dim=-1, keepdim=True)
+    norm = Z.norm(dim=-1, keepdim=True)
+    if (norm == 0).any():
+        raise ValueError("an RDM is constant (every stimulus equally dissimilar), so its "
+                         "correlation with other RDMs is undefined")
+    return Z / norm
+
+
+def second_order(rdms):
+    """Pearson r between the upper triangles of every pair of RDMs (items x n x n)."""
+    Z = standardise(upper_triangle(rdms))
+    return Z @ Z.T
+
+
+def seed_pair_means(r):
+    """Mean of r and of r² over the distinct seed pairs of an S x S matrix r."""
+    i, j = torch.triu_indices(r.shape[-1], r.shape[-1], offset=1)
+    pairs = r[..., i, j]
+    return pairs.mean(-1), (pairs**2).mean(-1)
+
+
+def bootstrap_rc(rdms, counts):
+    """RC and RC² of each stimulus resample given by `counts` (B x n: how often
+    each stimulus was drawn).
+
+    A resample's RDM holds every pair of drawn stimuli; a pair of a stimulus
+    with its own copy has no dissimilarity and is left out. Pair (i, j) then
+    appears counts_i * counts_j times, so every weighted sum over pairs is a
+    quadratic form c' A c, and all resamples are done with matrix products
+    instead of rebuilding RDMs.
+    """
+    S = len(rdms)
+    c = counts.to(rdms.dtype).T  # n x B
+    weight = (c.sum(0) ** 2 - (c**2).sum(0)) / 2
+
+    def pair_sum(A):  # sum over pairs i < j of c_i c_j A_ij, for every resample
+        return (c * (A @ c)).sum(0) / 2
+
+    # Centre by each RDM's mean off-diagonal value first: it does not change r
+    # and keeps the moments below from cancelling.
+    off = ~torch.eye(rdms.shape[-1], dtype=torch.bool)
+    A = torch.where(off, rdms - upper_triangle(rdms).mean(-1)[:, None, None], 0.0)
+    mean = torch.stack([pair_sum(A[s]) for s in range(S)]) / weight
+    cov = torch.empty(S, S, len(weight), dtype=rdms.dtype)
+    for s in range(S):
+        for t in range(s, S):
+            cov[s, t] = cov[t, s] = pair_sum(A[s] * A[t]) / weight - mean[s] * mean[t]
+    sd = cov.diagonal().T.sqrt()  # S x B
+    r = cov / (sd[:, None] * sd[None, :])
+    return seed_pair_means(r.permute(2, 0, 1))
+
+
+def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
+    """RC of one layer across seeds, with a percentile bootstrap interval over stimuli.
+
+    activations: one stimuli x units array per seed (at least 2 seeds).
+    Returns rc, rc_sq, rc_low, rc_high, and the RDMs for reuse.
+    """
+    if len(activations) < 2:
+        raise ValueError("representational consistency needs at least 2 seeds")
+    rdms = torch.stack([rdm(torch.as_tensor(a, dtype=torch.float64)) for a in activations])
+    rc, rc_sq = seed_pair_means(second_order(rdms))
+    n = rdms.shape[-1]
+    gen = torch.Generator().manual_seed(seed)
+    draws = torch.randint(n, (n_boot, n), generator=gen)
+    counts = torch.zeros(n_boot, n, dtype=torch.float64).scatter_add_(
+        1, draws, torch.ones(n_boot, n, dtype=torch.float64))
+    boot, _ = bootstrap_rc(rdms, counts)
+    alpha = (1 - ci) / 2
+    low, high = torch.quantile(boot, torch.tensor([alpha, 1 - alpha], dtype=boot.dtype))
+    return dict(rc=rc.item(), rc_sq=rc_sq.item(), rc_low=low.item(), rc_high=high.item()), rdms
+
+
+def mds_2d(dissimilarity, seed=0):
+    """2-D metric MDS of a square dissimilarity matrix (scikit-learn's SMACOF)."""
+    mds = MDS(n_components=2, metric_mds=True, metric="precomputed", init="classical_mds",
+              n_init=1, random_state=seed)
+    return mds.fit_transform(np.asarray(dissimilarity, dtype=np.float64))
+
+
+def checkpoint_epoch(label):
+    """The `epoch` column's value for a checkpoint label: 'epoch4' -> '4', 'final'."""
+    return label.removeprefix("epoch")
+
+
+def variant_consistency(files, n_boot, ci, seed, log=print):
+    """RC per checkpoint and layer, and MDS of layers x seeds, for one variant.
+
+    files: activation files of one variant, every seed at every checkpoint.
+    Returns two tables (lists of dicts): consistency rows and MDS rows.
+    """
+    runs = {}
+    for path in files:
+        attrs = describe(path)
+        runs.setdefault(attrs["checkpoint"], []).append((int(attrs["seed"]), path, attrs))
+    consistency, mds = [], []
+    for label, seeds in runs.items():
+        seeds.sort(key=lambda s: s[0])
+        variant, layers = seeds[0][2]["variant"], seeds[0][2]["layer_names"]
+        triangles = []
+        for index, layer in enumerate(layers):
+            acts = [read_layer(path, layer) for _, path, _ in seeds]
+            try:
+                stats, rdms = layer_consistency(acts, n_boot=n_boot, ci=ci, seed=seed)
+            except ValueError as error:
+                raise ValueError(f"variant {variant!r}, checkpoint {label!r}, layer {layer!r}: "
+                                 f"{error}") from error
+            triangles.append(upper_triangle(rdms))
+            consistency.append(dict(
+                variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
+                region=layer_region(layer), n_seeds=len(seeds), **stats,
+                constant_stimuli=max(constant_patterns(a) for a in acts)))
+            log(f"{variant} {label} {layer}: RC {stats['rc']:.3f} "
+                f"[{stats['rc_low']:.3f}, {stats['rc_high']:.3f}]")
+        Z = standardise(torch.cat(triangles))
+        xy = mds_2d((1 - Z @ Z.T).clamp_min(0).numpy(), seed=seed)
+        items = [(i, layer, s) for i, layer in enumerate(layers) for s, _, _ in seeds]
+        for (index, layer, s), (x, y) in zip(items, xy):
+            mds.append(dict(variant=variant, epoch=checkpoint_epoch(label), layer=layer,
+                            layer_index=index, seed=s, x=x, y=y))
+    return consistency, mds
+
+
+def run(files, settings, out_consistency, out_mds, threads=1):
+    """The pipeline's consistency stage for one variant: tables to CSV."""
+    torch.set_num_threads(threads)
+    rows, mds = variant_consistency(files, settings["bootstrap"], settings["ci"], settings["seed"])
+    write_table(rows, out_consistency)
+    write_table(mds, out_mds)

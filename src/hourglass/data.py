@@ -1,0 +1,176 @@
+"""Dataset registry, loaders, splits and the fixed probe set.
+
+Every dataset becomes one HDF5 file with the groups train, val, test and
+probe, each holding `x` (uint8 images, stimuli x channels x height x width)
+and `y` (class labels). Pixels are stored as the source's integers and
+scaled to [0, 1] on reading with the file's `scale` attribute, which keeps
+the files small and the scaling exact.
+"""
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from hourglass.io import atomic_path, open_h5, write_attrs
+
+SPLITS = ("train", "val", "test", "probe")
+
+
+@dataclass
+class Source:
+    """A dataset as its source gives it: integer pixels and labels."""
+
+    train_x: np.ndarray  # uint8, N x C x H x W
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    scale: float  # multiplies the integers into [0, 1]
+    classes: list
+
+
+class DatasetMissing(FileNotFoundError):
+    pass
+
+
+def _digits(root, download, split_seed):
+    """scikit-learn's 8x8 digits (shipped inside the package): 1797 images."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = digits.images.astype(np.uint8)[:, None]  # values 0..16
+    idx_train, idx_test = train_test_split(
+        np.arange(len(x)), test_size=0.2, stratify=digits.target, random_state=split_seed
+    )
+    return Source(
+        x[idx_train], digits.target[idx_train], x[idx_test], digits.target[idx_test],
+        scale=1 / 16, classes=[str(c) for c in range(10)],
+    )
+
+
+def _read_idx_gz(path):
+    """Read a gzipped IDX file (the MNIST format) into a NumPy array."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _torchvision(name, cls_name, how_to_get):
+    def load(root, download, split_seed):
+        import torchvision.datasets
+
+        cls = getattr(torchvision.datasets, cls_name)
+        try:
+            train = cls(root, train=True, download=download)
+            test = cls(root, train=False, download=download)
+        except RuntimeError as error:
+            raise DatasetMissing(
+                f"dataset {name!r} was not found in {Path(root).resolve()} ({error}). "
+                f"To get it: {how_to_get}"
+            ) from error
+
+        def images(ds):
+            x = np.asarray(ds.data, dtype=np.uint8)
+            return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+
+        return Source(
+            images(train), np.asarray(train.targets), images(test), np.asarray(test.targets),
+            scale=1 / 255, classes=list(train.classes),
+        )
+
+    return load
+
+
+_fashion_torchvision = _torchvision(
+    "fashion_mnist", "FashionMNIST",
+    "set data.download: true when online, or `apt-get install dataset-fashion-mnist` "
+    "and set data.root: /usr/share/datasets/fashion-mnist",
+)
+
+
+def _fashion_mnist(root, download, split_seed):
+    """Fashion-MNIST from torchvision's layout, or from one folder of gzipped
+    IDX files as Debian's dataset-fashion-mnist package installs them."""
+    root = Path(root)
+    if (root / "train-images-idx3-ubyte.gz").exists():
+        x, y = {}, {}
+        for split, prefix in (("train", "train"), ("test", "t10k")):
+            x[split] = _read_idx_gz(root / f"{prefix}-images-idx3-ubyte.gz")[:, None]
+            y[split] = _read_idx_gz(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+        import torchvision.datasets
+
+        return Source(x["train"], y["train"], x["test"], y["test"], scale=1 / 255,
+                      classes=list(torchvision.datasets.FashionMNIST.classes))
+    return _fashion_torchvision(root, download, split_seed)
+
+
+DATASETS = {
+    "digits": _digits,
+    "fashion_mnist": _fashion_mnist,
+    "mnist": _torchvision(
+        "mnist", "MNIST", "set data.download: true when online, or place the raw "
+        "IDX files in <data.root>/MNIST/raw/"),
+    "cifar10": _torchvision(
+        "cifar10", "CIFAR10", "set data.download: true when online, or unpack "
+        "cifar-10-python.tar.gz into <data.root>/ (giving cifar-10-batches-py/)"),
+}
+
+
+def stratified_subset(labels, size, seed, what):
+    """Indices of a class-stratified, seeded subset of `size` items, sorted."""
+    n = len(labels)
+    if size > n:
+        raise ValueError(f"{what} is {size} but only {n} items are available; lower it")
+    if size == n:
+        return np.arange(n)
+    keep, _ = train_test_split(np.arange(n), train_size=size, stratify=labels, random_state=seed)
+    return np.sort(keep)
+
+
+def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out):
+    """Load dataset `name`, split it, choose the probe set, and write `out`."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    src = DATASETS[name](root, download, split_seed)
+    n_val = int(round(val_fraction * len(src.train_y)))
+    idx_fit, idx_val = train_test_split(
+        np.arange(len(src.train_y)), test_size=n_val, stratify=src.train_y, random_state=split_seed
+    )
+    idx_val = np.sort(idx_val)
+    if train_size is not None:
+        idx_fit = idx_fit[stratified_subset(src.train_y[idx_fit], train_size, split_seed, "data.train_size")]
+    idx_fit = np.sort(idx_fit)
+    idx_probe = stratified_subset(src.test_y, probe_size, split_seed, "data.probe_size")
+    splits = {
+        "train": (src.train_x[idx_fit], src.train_y[idx_fit]),
+        "val": (src.train_x[idx_val], src.train_y[idx_val]),
+        "test": (src.test_x, src.test_y),
+        "probe": (src.test_x[idx_probe], src.test_y[idx_probe]),
+    }
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        for split, (x, y) in splits.items():
+            group = f.create_group(split)
+            group.create_dataset("x", data=x, chunks=(min(len(x), 1024), *x.shape[1:]),
+                                 compression="gzip", shuffle=True)
+            group.create_dataset("y", data=y.astype(np.int64))
+        f["probe/test_index"] = idx_probe
+        write_attrs(f, dataset=name, scale=src.scale, classes=src.classes,
+                    image_shape=list(src.train_x.shape[1:]),
+                    settings=dict(val_fraction=val_fraction, train_size=train_size,
+                                  probe_size=probe_size, split_seed=split_seed))
+
+
+def load_split(path, split):
+    """Images of one split as float32 in [0, 1] (N x C x H x W) and their labels."""
+    with open_h5(path, "dataset") as f:
+        if split not in f:
+            raise ValueError(f"dataset file {path} has no split {split!r}; delete it and re-run")
+        x = torch.from_numpy(f[split]["x"][()]).float() * float(f.attrs["scale"])
+        y = torch.from_numpy(f[split]["y"][()])
+    return x, y

@@ -1,0 +1,67 @@
+"""File layout helpers: atomic writes and self-describing HDF5 attributes."""
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import pandas as pd
+
+from hourglass import __version__
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it to `path` on success.
+
+    A killed or failing writer leaves only a hidden `.name.tmp` file, never a
+    file that looks complete; the temporary is removed on an exception.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_attrs(obj, **attrs):
+    """Store attributes on an HDF5 object; dicts and lists as JSON text."""
+    obj.attrs["hourglass_version"] = __version__
+    for key, value in attrs.items():
+        if isinstance(value, (dict, list, tuple)):
+            value = json.dumps(value, sort_keys=True)
+        obj.attrs[key] = value
+
+
+def read_json_attr(obj, key):
+    return json.loads(obj.attrs[key])
+
+
+def open_h5(path, what: str) -> h5py.File:
+    """Open an HDF5 file read-only, saying which file and what to do if it is broken."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise OSError(
+            f"cannot read {what} file {path}: {error}. Delete it and re-run "
+            "snakemake so that it is written again."
+        ) from error
+
+
+def write_table(rows, path):
+    """Write a table (a DataFrame or a list of dicts) as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.10g")
+
+
+def read_table(path):
+    """A CSV table; `epoch` stays text since it holds checkpoint labels ('final')."""
+    return pd.read_csv(path, dtype={"epoch": str})
+
+
+def concat_tables(paths, out):
+    write_table(pd.concat([read_table(p) for p in paths]), out)

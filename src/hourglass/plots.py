@@ -1,0 +1,191 @@
+"""Figures of a study. Each function takes tables or arrays and the paths to
+write (one per format, e.g. .png and .pdf) and draws one figure."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hourglass.activations import describe  # noqa: E402
+from hourglass.data import load_split  # noqa: E402
+from hourglass.io import atomic_path, open_h5, read_json_attr, read_table  # noqa: E402
+from hourglass.models import layer_region  # noqa: E402
+
+# Okabe & Ito's colour-blind-safe palette.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+REGION_SHADE = {"encoder": "#0072B2", "bottleneck": "#D55E00", "decoder": "#009E73"}
+
+plt.rcParams.update({
+    "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.prop_cycle":
+    matplotlib.cycler(color=PALETTE), "legend.frameon": False,
+})
+
+
+def save(fig, paths, dpi=150):
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=dpi)
+    plt.close(fig)
+
+
+def epoch_order(epochs):
+    """Checkpoint labels in training order: numbers ascending, then 'final'."""
+    return sorted(set(epochs), key=lambda e: (e == "final", int(e) if e != "final" else 0))
+
+
+def epoch_label(epoch):
+    return "final" if epoch == "final" else f"epoch {epoch}"
+
+
+def epoch_colours(epochs):
+    """A colour per checkpoint along a sequential map; 'final' is black."""
+    ordered = epoch_order(epochs)
+    numbered = [e for e in ordered if e != "final"]
+    cmap = plt.get_cmap("viridis")
+    colours = {e: cmap(i / max(len(numbered) - 1, 1) * 0.9) for i, e in enumerate(numbered)}
+    colours["final"] = "black"
+    return {e: colours[e] for e in ordered}
+
+
+def shade_regions(ax, layers):
+    """Shade the encoder, bottleneck and decoder layers and label them on top."""
+    regions = [layer_region(layer) for layer in layers]
+    for region, colour in REGION_SHADE.items():
+        idx = [i for i, r in enumerate(regions) if r == region]
+        if idx:
+            ax.axvspan(min(idx) - 0.5, max(idx) + 0.5, color=colour, alpha=0.08, lw=0)
+            ax.text((min(idx) + max(idx)) / 2, 1.0, region, transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", color=colour, fontsize=8)
+
+
+def layer_axis(ax, layers):
+    ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
+    ax.set_xlim(-0.5, len(layers) - 0.5)
+
+
+def consistency(table, paths, dpi=150):
+    """RC per layer: a panel per variant, a line per checkpoint, 95% interval shaded."""
+    variants = list(dict.fromkeys(table["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6),
+                             sharey=True, squeeze=False)
+    colours = epoch_colours(table["epoch"])
+    for ax, variant in zip(axes[0], variants):
+        rows = table[table["variant"] == variant]
+        layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
+        shade_regions(ax, layers)
+        for epoch, colour in colours.items():
+            line = rows[rows["epoch"] == epoch].sort_values("layer_index")
+            if line.empty:
+                continue
+            ax.fill_between(line["layer_index"], line["rc_low"], line["rc_high"],
+                            color=colour, alpha=0.2, lw=0)
+            ax.plot(line["layer_index"], line["rc"], marker="o", ms=3, color=colour,
+                    label=epoch_label(epoch))
+        layer_axis(ax, layers)
+        ax.set_title(f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)", pad=14)
+        ax.axhline(0, color="grey", lw=0.5)
+    axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds)")
+    axes[0, -1].legend(loc="lower left", fontsize=8)
+    save(fig, paths, dpi)
+
+
+def mds(table, paths, dpi=150):
+    """MDS of layers x seeds: a panel per variant and checkpoint; colour per layer,
+    each seed's layers joined in order from input to output."""
+    variants = list(dict.fromkeys(table["variant"]))
+    epochs = epoch_order(table["epoch"])
+    fig, axes = plt.subplots(len(variants), len(epochs), squeeze=False,
+                             figsize=(3.2 * len(epochs) + 1.5, 3.0 * len(variants)))
+    cmap = plt.get_cmap("viridis")
+    for row, variant in zip(axes, variants):
+        for ax, epoch in zip(row, epochs):
+            panel = table[(table["variant"] == variant) & (table["epoch"] == epoch)]
+            layers = list(panel.sort_values("layer_index")["layer"].drop_duplicates())
+            for _, seed_rows in panel.groupby("seed"):
+                seed_rows = seed_rows.sort_values("layer_index")
+                ax.plot(seed_rows["x"], seed_rows["y"], color="grey", lw=0.5, alpha=0.6, zorder=1)
+            for i, layer in enumerate(layers):
+                pts = panel[panel["layer"] == layer]
+                ax.scatter(pts["x"], pts["y"], s=14, color=cmap(i / max(len(layers) - 1, 1)),
+                           label=layer, zorder=2, edgecolor="white", linewidth=0.3)
+            ax.set_title(f"{variant}, {epoch_label(epoch)}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal", adjustable="datalim")
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="layer")
+    fig.supxlabel("MDS dimension 1 (second-order RDM: 1 - r between layer RDMs)")
+    fig.supylabel("MDS dimension 2")
+    save(fig, paths, dpi)
+
+
+def training(metrics, paths, dpi=150):
+    """Training and validation loss per epoch: a panel per variant, a line per seed."""
+    variants = list(dict.fromkeys(metrics["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.2),
+                             sharey=True, squeeze=False)
+    for ax, variant in zip(axes[0], variants):
+        rows = metrics[metrics["variant"] == variant]
+        for _, run in rows.groupby("seed"):
+            ax.plot(run["epoch"], run["train_loss"], color=PALETTE[0], lw=0.8, alpha=0.7)
+            ax.plot(run["epoch"], run["val_loss"], color=PALETTE[1], lw=0.8, alpha=0.7)
+        ax.plot([], [], color=PALETTE[0], label="train")
+        ax.plot([], [], color=PALETTE[1], label="validation")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{variant} ({rows['seed'].nunique()} seeds)")
+    axes[0, 0].set_ylabel("reconstruction loss per pixel")
+    axes[0, 0].legend()
+    save(fig, paths, dpi)
+
+
+def reconstructions(inputs, labels, outputs, classes, paths, dpi=150, per_class=1):
+    """Probe images (top row) and each variant's reconstructions below them.
+
+    inputs: N x C x H x W in [0, 1]; outputs: {variant: N x C x H x W}.
+    Shows the first `per_class` probe images of every class.
+    """
+    picks = [i for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
+    rows = {"input": inputs, **outputs}
+    fig, axes = plt.subplots(len(rows), len(picks), squeeze=False,
+                             figsize=(0.9 * len(picks) + 1.2, 0.95 * len(rows)))
+    for ax_row, (name, images) in zip(axes, rows.items()):
+        for ax, i in zip(ax_row, picks):
+            image = np.clip(np.moveaxis(images[i], 0, -1), 0, 1)
+            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                      vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+        ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center")
+    for ax, i in zip(axes[0], picks):
+        ax.set_title(classes[labels[i]], fontsize=7)
+    save(fig, paths, dpi)
+
+
+def draw(kind, inputs, paths, settings):
+    """Draw figure `kind` from the pipeline's files `inputs` into `paths`."""
+    dpi = settings.get("dpi", 150)
+    if kind in ("consistency", "mds"):
+        FIGURES[kind](read_table(inputs[0]), paths, dpi)
+    elif kind == "training":
+        training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
+    elif kind == "reconstructions":
+        data, *activation_files = inputs
+        x, y = load_split(data, "probe")
+        with open_h5(data, "dataset") as f:
+            classes = read_json_attr(f, "classes")
+        outputs = {}
+        for path in activation_files:
+            with open_h5(path, "activations") as f:
+                outputs[describe(path)["variant"]] = f["layers/output"][()]
+        reconstructions(x.numpy(), y.numpy(), outputs, classes, paths, dpi,
+                        per_class=settings.get("per_class", 1))
+    else:
+        raise ValueError(f"unknown figure {kind!r}; known: {', '.join(FIGURES)}")
+
+
+FIGURES = {"consistency": consistency, "mds": mds, "training": training,
+           "reconstructions": reconstructions}

@@ -1,0 +1,73 @@
+"""Representational dissimilarity matrices (RDMs) of stimuli x features arrays."""
+
+import numpy as np
+import torch
+
+from hourglass.similarity.arrays import as_matrix
+
+METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
+
+
+def rdm(X, metric: str = "correlation", *, name: str = "X", dtype=torch.float64):
+    """Stimulus x stimulus dissimilarities of `X` (stimuli x features).
+
+    correlation: 1 - Pearson r between two stimuli's activation patterns,
+        range [0, 2]; invariant to shifting or scaling a pattern.
+        A constant pattern (e.g. every ReLU unit silent) has no defined
+        correlation; it is given r = 0 (dissimilarity 1) to every other
+        stimulus, and `constant_patterns` counts such stimuli.
+    cosine: 1 - cos(angle between two patterns), range [0, 2]; invariant to
+        scaling a pattern. An all-zero pattern is given cosine 0 (dissimilarity 1).
+    euclidean: ||x_i - x_j||, the plain Euclidean distance, range [0, inf)
+        (not rsatoolbox's "euclidean", which is squared and divided by the
+        number of units); invariant to translations and orthogonal maps of
+        feature space.
+    sqeuclidean: ||x_i - x_j||^2, same invariances.
+    (Kriegeskorte, Mur & Bandettini 2008, Front. Syst. Neurosci.)
+
+    The diagonal is exactly 0. Returns a torch tensor for tensor input, else a
+    NumPy array. Raises ValueError naming `name` for NaN or inf input.
+    """
+    Z = as_matrix(X, dtype=dtype)
+    if not bool(torch.isfinite(Z).all()):
+        raise ValueError(f"representation {name!r} holds NaN or inf; its RDM is undefined: fix or drop the activations")
+    D = dissimilarities(Z, metric)
+    return D if isinstance(X, torch.Tensor) else D.cpu().numpy()
+
+
+def dissimilarities(Z: torch.Tensor, metric: str) -> torch.Tensor:
+    """The RDM of stimuli x features tensor `Z` under `metric` (see `rdm`)."""
+    if metric in ("correlation", "cosine"):
+        if metric == "correlation":
+            Z = Z - Z.mean(dim=1, keepdim=True)
+        norm = Z.norm(dim=1, keepdim=True)
+        Z = torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
+        D = 1.0 - Z @ Z.T
+    elif metric in ("euclidean", "sqeuclidean"):
+        # Distances ignore translation; centring first keeps the terms of
+        # |a|^2 + |b|^2 - 2 a.b small, so less is lost to cancellation.
+        Z = Z - Z.mean(dim=0)
+        squares = (Z * Z).sum(dim=1)
+        D = (squares[:, None] + squares[None, :] - 2.0 * (Z @ Z.T)).clamp_min(0.0)
+        if metric == "euclidean":
+            D = D.sqrt()
+    else:
+        raise ValueError(f"unknown RDM metric {metric!r}; known: {', '.join(METRICS)}")
+    D.fill_diagonal_(0.0)
+    return D
+
+
+def constant_patterns(X) -> int:
+    """Number of stimuli whose activation pattern is constant across features."""
+    Z = as_matrix(X)
+    return int((Z.amax(dim=1) == Z.amin(dim=1)).sum())
+
+
+def upper_triangle(D):
+    """The entries above the diagonal of square matrix `D`, row by row."""
+    n = D.shape[-1]
+    if isinstance(D, torch.Tensor):
+        i, j = torch.triu_indices(n, n, offset=1, device=D.device)
+        return D[..., i, j]
+    i, j = np.triu_indices(n, k=1)
+    return D[..., i, j]

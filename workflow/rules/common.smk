@@ -1,0 +1,71 @@
+# Config validation, the study's paths, and what each rule's params hold.
+import copy
+import re
+import hashlib
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# Variants override only the keys they name: keep them as written, before
+# validation fills every default into them too.
+VARIANT_OVERRIDES = copy.deepcopy(config.get("variants", {}))
+validate(config, "../schemas/config.schema.yaml")
+
+STUDY_DIR = f"results/{config['study']}"
+DATA_FILE = f"{STUDY_DIR}/data/{config['data']['dataset']}.h5"
+SEEDS = config["seeds"]
+VARIANTS = list(config["variants"])
+CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
+FIGURES = ["consistency", "mds", "training", "reconstructions"]
+
+
+wildcard_constraints:
+    variant="|".join(map(re.escape, VARIANTS)),
+    seed=r"\d+",
+    figure="|".join(FIGURES),
+
+
+def to_json(value):
+    """Params as canonical JSON: the same settings always give the same text."""
+    return json.dumps(value, sort_keys=True)
+
+
+def variant_settings(variant):
+    """Everything training `variant` depends on."""
+    override = VARIANT_OVERRIDES[variant]
+    return {
+        "variant": variant,
+        "model": {**config["model"], **override.get("model", {})},
+        "training": {**config["training"], **override.get("training", {})},
+        "checkpoints": sorted(config["checkpoints"]),
+    }
+
+
+# The package modules each stage runs. Their content, hashed, is a param of the
+# stage's rules: editing a stage's code re-runs that stage and what follows,
+# while a fresh checkout or a `touch` re-runs nothing. cli.py only dispatches.
+STAGE_CODE = {
+    "data": ["data.py", "io.py"],
+    "train": ["train.py", "models.py", "data.py", "io.py"],
+    "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
+    "similarity": [
+        "analyses/consistency.py",
+        "similarity/rdm.py",
+        "activations.py",
+        "io.py",
+    ],
+    "figures": ["plots.py", "activations.py", "data.py", "io.py"],
+}
+PACKAGE_DIR = Path(workflow.basedir) / "src" / "hourglass"
+
+
+def code_hash(stage):
+    digest = hashlib.sha256()
+    for module in STAGE_CODE[stage]:
+        digest.update((PACKAGE_DIR / module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_dir(w):
+    return f"{STUDY_DIR}/{w.variant}/seed{w.seed}"

@@ -1,0 +1,39 @@
+rule consistency:
+    input:
+        expand(
+            f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/{{checkpoint}}.h5",
+            seed=SEEDS,
+            checkpoint=CHECKPOINTS,
+            allow_missing=True,
+        ),
+    output:
+        consistency=f"{STUDY_DIR}/similarity/{{variant}}/consistency.csv",
+        mds=f"{STUDY_DIR}/similarity/{{variant}}/mds.csv",
+    params:
+        settings=to_json(config["similarity"]),
+        code=code_hash("similarity"),
+    threads: 2
+    log:
+        f"{STUDY_DIR}/logs/consistency/{{variant}}.log",
+    shell:
+        "python -m hourglass consistency --activations {input} --threads {threads}"
+        " --out-consistency {output.consistency} --out-mds {output.mds}"
+        " --settings {params.settings:q} > {log} 2>&1"
+
+
+rule gather_similarity:
+    input:
+        consistency=expand(
+            f"{STUDY_DIR}/similarity/{{variant}}/consistency.csv", variant=VARIANTS
+        ),
+        mds=expand(f"{STUDY_DIR}/similarity/{{variant}}/mds.csv", variant=VARIANTS),
+    output:
+        consistency=f"{STUDY_DIR}/similarity/consistency.csv",
+        mds=f"{STUDY_DIR}/similarity/mds.csv",
+    params:
+        code=code_hash("similarity"),
+    log:
+        f"{STUDY_DIR}/logs/gather_similarity.log",
+    shell:
+        "(python -m hourglass gather --tables {input.consistency} --out {output.consistency}"
+        " && python -m hourglass gather --tables {input.mds} --out {output.mds}) > {log} 2>&1"
