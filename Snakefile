@@ -5,7 +5,16 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml is the default study. A study given with --configfile stands
+# alone (Snakemake would otherwise merge it into config.yaml, variants too);
+# more --configfile files after it override parts of it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+# Every rule's software, for --software-deployment-method conda.
+conda: "envs/hourglass.yaml"
 
 
 include: "workflow/rules/common.smk"

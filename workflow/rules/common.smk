@@ -1,15 +1,23 @@
 # Config validation, the study's paths, and what each rule's params hold.
 import copy
 import re
+import sys
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
 
+SRC_DIR = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC_DIR))
+from hourglass.config import check_config
+
+# Every problem, named by its key, before anything runs.
+check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 # Variants override only the keys they name: keep them as written, before
 # validation fills every default into them too.
-VARIANT_OVERRIDES = copy.deepcopy(config.get("variants", {}))
+VARIANT_OVERRIDES = copy.deepcopy(config["variants"])
 validate(config, "../schemas/config.schema.yaml")
 
 STUDY_DIR = f"results/{config['study']}"
@@ -57,7 +65,13 @@ STAGE_CODE = {
     ],
     "figures": ["plots.py", "activations.py", "data.py", "io.py"],
 }
-PACKAGE_DIR = Path(workflow.basedir) / "src" / "hourglass"
+PACKAGE_DIR = SRC_DIR / "hourglass"
+
+# Jobs run the package from this checkout, whichever environment runs them,
+# so the code that runs is the code hashed above.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(SRC_DIR), os.environ.get("PYTHONPATH")])
+)
 
 
 def code_hash(stage):

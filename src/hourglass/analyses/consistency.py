@@ -18,13 +18,21 @@ from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 
 
 def standardise(T):
-    """Rows of `T` centred and scaled to unit norm: their inner products are Pearson r."""
+    """Rows of `T` centred and scaled to unit norm: their inner products are Pearson r.
+
+    A constant row, the RDM of a layer that maps every stimulus alike (a dead
+    ReLU layer), has no defined r; it becomes zeros, so r = 0 with every RDM:
+    a layer that tells no stimuli apart shares no structure with another.
+    """
     Z = T - T.mean(dim=-1, keepdim=True)
     norm = Z.norm(dim=-1, keepdim=True)
-    if (norm == 0).any():
-        raise ValueError("an RDM is constant (every stimulus equally dissimilar), so its "
-                         "correlation with other RDMs is undefined")
-    return Z / norm
+    return torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
+
+
+def constant_rdms(rdms):
+    """How many of the RDMs (items x n x n) have every dissimilarity equal."""
+    T = upper_triangle(rdms)
+    return int((T.amax(-1) == T.amin(-1)).sum())
 
 
 def second_order(rdms):
@@ -66,8 +74,9 @@ def bootstrap_rc(rdms, counts):
     for s in range(S):
         for t in range(s, S):
             cov[s, t] = cov[t, s] = pair_sum(A[s] * A[t]) / weight - mean[s] * mean[t]
-    sd = cov.diagonal().T.sqrt()  # S x B
-    r = cov / (sd[:, None] * sd[None, :])
+    sd = cov.diagonal().T.clamp_min(0).sqrt()  # S x B
+    sd_product = sd[:, None] * sd[None, :]
+    r = torch.where(sd_product > 0, cov / sd_product, 0.0)  # 0 for a constant RDM, as above
     return seed_pair_means(r.permute(2, 0, 1))
 
 
@@ -79,7 +88,12 @@ def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
     """
     if len(activations) < 2:
         raise ValueError("representational consistency needs at least 2 seeds")
-    rdms = torch.stack([rdm(torch.as_tensor(a, dtype=torch.float64)) for a in activations])
+    acts = [torch.as_tensor(a, dtype=torch.float64) for a in activations]
+    for seed_index, a in enumerate(acts):
+        if not torch.isfinite(a).all():
+            raise ValueError(f"the activations of seed #{seed_index} hold NaN or inf: the model "
+                             "diverged; retrain it with a lower learning rate")
+    rdms = torch.stack([rdm(a) for a in acts])
     rc, rc_sq = seed_pair_means(second_order(rdms))
     n = rdms.shape[-1]
     gen = torch.Generator().manual_seed(seed)
@@ -130,11 +144,13 @@ def variant_consistency(files, n_boot, ci, seed, log=print):
             consistency.append(dict(
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
                 region=layer_region(layer), n_seeds=len(seeds), **stats,
-                constant_stimuli=max(constant_patterns(a) for a in acts)))
+                constant_stimuli=max(constant_patterns(a) for a in acts),
+                constant_rdms=constant_rdms(rdms)))
             log(f"{variant} {label} {layer}: RC {stats['rc']:.3f} "
                 f"[{stats['rc_low']:.3f}, {stats['rc_high']:.3f}]")
         Z = standardise(torch.cat(triangles))
-        xy = mds_2d((1 - Z @ Z.T).clamp_min(0).numpy(), seed=seed)
+        dissimilarity = (1 - Z @ Z.T).clamp_min(0).fill_diagonal_(0)
+        xy = mds_2d(dissimilarity.numpy(), seed=seed)
         items = [(i, layer, s) for i, layer in enumerate(layers) for s, _, _ in seeds]
         for (index, layer, s), (x, y) in zip(items, xy):
             mds.append(dict(variant=variant, epoch=checkpoint_epoch(label), layer=layer,

@@ -1,0 +1,43 @@
+"""Checking a study config against the schema, with messages that name the key."""
+
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def describe_error(error):
+    """One line per problem: where in the config, what is wrong, what is allowed."""
+    where = ".".join(str(p) for p in error.absolute_path)
+    prefix = f"{where}: " if where else ""
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        keys = ", ".join(f"{where + '.' if where else ''}{k}" for k in unknown)
+        return f"unknown key {keys}; allowed here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{prefix}{error.instance!r} is not known; choose one of: " + ", ".join(
+            map(str, schema["enum"]))
+    hint = f" ({schema['description'].strip()})" if "description" in schema else ""
+    return f"{prefix}{error.message}{hint}"
+
+
+def check_config(config, schema_path):
+    """Raise ConfigError listing every problem of `config`, or return None."""
+    schema = load_schema(schema_path)
+    errors = sorted(Draft202012Validator(schema).iter_errors(config),
+                    key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        problems = "\n".join(f"  - {describe_error(e)}" for e in errors)
+        raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
+                          f"{Path(schema_path).name} (workflow/schemas/).")

@@ -1,0 +1,108 @@
+"""RDM and representational-consistency math against cases worked by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hourglass.analyses.consistency import (
+    bootstrap_rc, constant_rdms, layer_consistency, second_order, seed_pair_means)
+from hourglass.similarity.rdm import rdm, upper_triangle
+
+
+def pearson(a, b):
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    return cov / math.sqrt(sum((x - ma) ** 2 for x in a) * sum((y - mb) ** 2 for y in b))
+
+
+def rdm_from_triangle(t, n):
+    D = np.zeros((n, n))
+    D[np.triu_indices(n, 1)] = t
+    return D + D.T
+
+
+def test_correlation_rdm_by_hand():
+    X = np.array([[1.0, 2, 3], [3, 2, 1], [1, 2, 4]])
+    D = rdm(X)
+    assert D[0, 1] == pytest.approx(2.0)  # perfectly anti-correlated
+    # a = (1,2,3) centred (-1,0,1); c = (1,2,4) centred (-4/3,-1/3,5/3): r = 3 / (sqrt2 * sqrt(42)/3)
+    assert D[0, 2] == pytest.approx(1 - 9 / math.sqrt(84))
+    assert np.allclose(D, D.T) and np.all(np.diag(D) == 0)
+
+
+def test_constant_pattern_is_uncorrelated_with_everything():
+    X = np.array([[0.0, 0, 0], [1, 2, 3], [3, 1, 2]])
+    D = rdm(X)
+    assert D[0, 1] == D[0, 2] == 1.0
+    assert D[1, 2] == pytest.approx(1 - pearson([1, 2, 3], [3, 1, 2]))
+
+
+def test_rc_of_three_seeds_by_hand():
+    tri = [[1.0, 2, 3], [1.0, 2, 3], [3.0, 2, 1]]  # r12 = 1, r13 = r23 = -1
+    rdms = torch.tensor(np.stack([rdm_from_triangle(t, 3) for t in tri]))
+    r = second_order(rdms)
+    assert r[0, 1] == pytest.approx(1) and r[0, 2] == pytest.approx(-1)
+    rc, rc_sq = seed_pair_means(r)
+    assert rc.item() == pytest.approx(-1 / 3)
+    assert rc_sq.item() == pytest.approx(1.0)
+
+
+def test_rc_matches_pairwise_pearson_of_rdm_triangles():
+    rng = np.random.default_rng(0)
+    acts = [rng.normal(size=(12, 5)) for _ in range(4)]
+    stats, _ = layer_consistency(acts, n_boot=20)
+    tris = [upper_triangle(rdm(a)) for a in acts]
+    rs = [pearson(tris[s], tris[t]) for s in range(4) for t in range(s + 1, 4)]
+    assert stats["rc"] == pytest.approx(np.mean(rs))
+    assert stats["rc_sq"] == pytest.approx(np.mean(np.square(rs)))
+    assert stats["rc_low"] <= stats["rc_high"]
+
+
+def test_identical_seeds_are_perfectly_consistent():
+    X = np.random.default_rng(1).normal(size=(15, 6))
+    stats, _ = layer_consistency([X, X.copy(), 2 * X + 1], n_boot=30)
+    assert stats["rc"] == pytest.approx(1) and stats["rc_sq"] == pytest.approx(1)
+    assert stats["rc_low"] == pytest.approx(1) and stats["rc_high"] == pytest.approx(1)
+
+
+def test_bootstrap_equals_rebuilding_the_resampled_rdms():
+    """The quadratic-form bootstrap against resampling stimuli explicitly."""
+    rng = np.random.default_rng(2)
+    n, seeds = 9, 3
+    rdms = torch.tensor(np.stack([rdm(rng.normal(size=(n, 4))) for _ in range(seeds)]))
+    draws = rng.integers(0, n, size=(5, n))
+    counts = torch.tensor(np.stack([np.bincount(d, minlength=n) for d in draws]), dtype=torch.float64)
+    rc, rc_sq = bootstrap_rc(rdms, counts)
+    for b, idx in enumerate(draws):
+        # every pair of drawn stimuli, except a stimulus paired with its own copy
+        pairs = [(i, j) for p, i in enumerate(idx) for j in idx[p + 1:] if i != j]
+        vecs = [[rdms[s, i, j].item() for i, j in pairs] for s in range(seeds)]
+        rs = [pearson(vecs[s], vecs[t]) for s in range(seeds) for t in range(s + 1, seeds)]
+        assert rc[b].item() == pytest.approx(np.mean(rs), abs=1e-10)
+        assert rc_sq[b].item() == pytest.approx(np.mean(np.square(rs)), abs=1e-10)
+
+
+def test_one_seed_is_refused():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        layer_consistency([np.ones((5, 3))])
+
+
+def test_a_dead_layer_shares_no_structure():
+    """A seed whose layer maps every stimulus alike has a constant RDM: r = 0 with any other."""
+    rng = np.random.default_rng(3)
+    alive = [rng.normal(size=(8, 4)) for _ in range(2)]
+    dead = np.zeros((8, 4))
+    stats, rdms = layer_consistency([*alive, dead], n_boot=10)
+    r01 = pearson(upper_triangle(rdm(alive[0])), upper_triangle(rdm(alive[1])))
+    assert stats["rc"] == pytest.approx(r01 / 3)
+    assert constant_rdms(rdms) == 1
+    assert np.isfinite([stats["rc_low"], stats["rc_high"]]).all()
+
+
+def test_diverged_activations_are_refused():
+    bad = np.ones((5, 3))
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="seed #1 hold NaN or inf"):
+        layer_consistency([np.eye(5, 3), bad], n_boot=5)

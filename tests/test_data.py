@@ -1,0 +1,139 @@
+"""Dataset loaders, on tiny files placed where torchvision (or Debian) puts them."""
+
+import gzip
+import pickle
+import struct
+
+import h5py
+import numpy as np
+import pytest
+import torchvision
+
+from hourglass.data import DatasetMissing, load_split, prepare
+
+N_TRAIN, N_TEST = 40, 20  # 4 and 2 images per class
+
+
+def images(n, shape, seed):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape), dtype=np.uint8)
+
+
+def labels(n):
+    return np.arange(n, dtype=np.uint8) % 10
+
+
+def idx_bytes(array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
+def write_idx_files(folder, compress):
+    """The four MNIST-format files, as torchvision's raw/ folder (plain) or Debian (.gz) has them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"train-images-idx3-ubyte": images(N_TRAIN, (28, 28), 0),
+              "train-labels-idx1-ubyte": labels(N_TRAIN),
+              "t10k-images-idx3-ubyte": images(N_TEST, (28, 28), 1),
+              "t10k-labels-idx1-ubyte": labels(N_TEST)}
+    for name, array in arrays.items():
+        if compress:
+            with gzip.open(folder / f"{name}.gz", "wb") as f:
+                f.write(idx_bytes(array))
+        else:
+            (folder / name).write_bytes(idx_bytes(array))
+    return arrays
+
+
+def prepare_tiny(name, root, out):
+    prepare(name, root=root, download=False, val_fraction=0.25, train_size=None,
+            probe_size=10, split_seed=0, out=out)
+
+
+def check_file(out, train_images, test_images, channels_first_shape):
+    x_test, y_test = load_split(out, "test")
+    assert x_test.shape == (N_TEST, *channels_first_shape)
+    assert np.allclose(x_test.numpy(), test_images / 255.0, atol=1e-7)
+    x_train, y_train = load_split(out, "train")
+    x_val, _ = load_split(out, "val")
+    assert len(x_train) == 30 and len(x_val) == 10
+    assert np.bincount(y_train.numpy()).tolist() == [3] * 10  # stratified
+    _, y_probe = load_split(out, "probe")
+    assert sorted(y_probe.tolist()) == list(range(10))  # one probe image per class
+
+
+@pytest.mark.parametrize("name,folder", [("fashion_mnist", "FashionMNIST"), ("mnist", "MNIST")])
+def test_mnist_like_from_torchvision_layout(tmp_path, name, folder):
+    arrays = write_idx_files(tmp_path / "root" / folder / "raw", compress=False)
+    prepare_tiny(name, tmp_path / "root", tmp_path / "out.h5")
+    check_file(tmp_path / "out.h5", arrays["train-images-idx3-ubyte"],
+               arrays["t10k-images-idx3-ubyte"][:, None], (1, 28, 28))
+
+
+def test_fashion_mnist_from_debian_layout(tmp_path):
+    arrays = write_idx_files(tmp_path / "fashion-mnist", compress=True)
+    prepare_tiny("fashion_mnist", tmp_path / "fashion-mnist", tmp_path / "out.h5")
+    check_file(tmp_path / "out.h5", arrays["train-images-idx3-ubyte"],
+               arrays["t10k-images-idx3-ubyte"][:, None], (1, 28, 28))
+    with h5py.File(tmp_path / "out.h5") as f:
+        assert "Ankle boot" in f.attrs["classes"]
+
+
+def test_cifar10_from_torchvision_layout(tmp_path, monkeypatch):
+    folder = tmp_path / "root" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    train = images(N_TRAIN, (3, 32, 32), 0)
+    test = images(N_TEST, (3, 32, 32), 1)
+    batches = {f"data_batch_{i}": (train[(i - 1) * 8:i * 8], labels(N_TRAIN)[(i - 1) * 8:i * 8])
+               for i in range(1, 6)}
+    batches["test_batch"] = (test, labels(N_TEST))
+    for name, (x, y) in batches.items():
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": x.reshape(len(x), -1), "labels": y.tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
+    # Tiny files cannot match the md5 sums of the real archive: skip only that check.
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda path, md5=None: True)
+    prepare_tiny("cifar10", tmp_path / "root", tmp_path / "out.h5")
+    check_file(tmp_path / "out.h5", train, test, (3, 32, 32))
+
+
+@pytest.mark.parametrize("name,hint", [
+    ("fashion_mnist", "apt-get install dataset-fashion-mnist"),
+    ("mnist", "MNIST/raw"),
+    ("cifar10", "cifar-10-batches-py"),
+])
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, name, hint):
+    with pytest.raises(DatasetMissing) as error:
+        prepare_tiny(name, tmp_path / "empty", tmp_path / "out.h5")
+    message = str(error.value)
+    assert name in message and str(tmp_path / "empty") in message and hint in message
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_digits_file(digits_file):
+    x_train, y_train = load_split(digits_file, "train")
+    x_probe, y_probe = load_split(digits_file, "probe")
+    x_test, _ = load_split(digits_file, "test")
+    assert x_train.shape[1:] == (1, 8, 8)
+    assert 0 <= x_train.min() and x_train.max() == 1
+    assert len(x_test) == 360 and len(x_probe) == 100
+    assert np.bincount(y_probe.numpy()).min() >= 9  # class-stratified
+    with h5py.File(digits_file) as f:
+        index = f["probe/test_index"][()]
+    assert np.array_equal(x_probe.numpy(), x_test.numpy()[index])
+
+
+def test_same_settings_give_the_same_probe(digits_file, tmp_path):
+    prepare("digits", "unused", False, 0.1, None, 100, 0, tmp_path / "again.h5")
+    for split in ("train", "val", "probe"):
+        assert np.array_equal(load_split(digits_file, split)[0], load_split(tmp_path / "again.h5", split)[0])
+
+
+def test_probe_larger_than_the_test_set_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="data.probe_size is 5000 but only 360"):
+        prepare("digits", "unused", False, 0.1, None, 5000, 0, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_unknown_dataset_lists_the_known_ones(tmp_path):
+    with pytest.raises(ValueError, match="known: digits, fashion_mnist, mnist, cifar10"):
+        prepare("imagenet", "unused", False, 0.1, None, 10, 0, tmp_path / "out.h5")

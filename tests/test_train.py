@@ -1,0 +1,81 @@
+import csv
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from hourglass.activations import describe, read_layer, record
+from hourglass.data import load_split
+from hourglass.train import load_checkpoint, train
+
+
+def settings(**training):
+    return {
+        "variant": "small",
+        "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
+                      init="glorot_uniform"),
+        "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=3, patience=10) | training,
+        "checkpoints": [0, 2, 8],
+    }
+
+
+def run(digits_file, out, seed=0, **training):
+    train(digits_file, settings(**training), seed, out, log=lambda line: None)
+    return {p.name: p.read_bytes() for p in sorted((out / "checkpoints").iterdir())}
+
+
+def test_same_seed_gives_byte_identical_checkpoints(digits_file, tmp_path):
+    a = run(digits_file, tmp_path / "a")
+    b = run(digits_file, tmp_path / "b")
+    assert sorted(a) == ["epoch0.pt", "epoch2.pt", "epoch8.pt", "final.pt"]
+    assert a == b
+    c = run(digits_file, tmp_path / "c", seed=1)
+    assert all(a[name] != c[name] for name in a)
+
+
+def test_metrics_and_checkpoint_epochs(digits_file, tmp_path):
+    run(digits_file, tmp_path)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"]
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    val = [float(r["val_loss"]) for r in rows]
+    assert val[-1] < val[0]
+    epochs = {p.stem: load_checkpoint(p)[1]["epoch"] for p in (tmp_path / "checkpoints").iterdir()}
+    best = int(np.argmin(val))
+    # epoch 8 lies beyond max_epochs: it holds the final (best validation) weights
+    assert epochs == {"epoch0": 0, "epoch2": 2, "epoch8": best, "final": best}
+
+
+def test_early_stopping_keeps_the_best_weights(digits_file, tmp_path):
+    # a learning rate this large stops improving at once; patience 1 stops after one bad epoch
+    run(digits_file, tmp_path, lr=1.0, max_epochs=20, patience=1)
+    with open(tmp_path / "metrics.csv") as f:
+        val = [float(r["val_loss"]) for r in csv.DictReader(f)]
+    assert len(val) < 21
+    assert load_checkpoint(tmp_path / "checkpoints" / "final.pt")[1]["epoch"] == int(np.argmin(val))
+
+
+def test_activations_file(digits_file, tmp_path):
+    run(digits_file, tmp_path)
+    out = tmp_path / "activations" / "final.h5"
+    record(tmp_path / "checkpoints" / "final.pt", digits_file, out)
+    attrs = describe(out)
+    model, state = load_checkpoint(tmp_path / "checkpoints" / "final.pt")
+    assert attrs["layer_names"] == model.layer_names == [
+        "input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2", "output"]
+    assert attrs["checkpoint"] == "final" and attrs["seed"] == 0 and attrs["variant"] == "small"
+    assert attrs["epoch"] == state["epoch"] and attrs["model"] == state["model"]
+    assert attrs["shapes"]["output"] == [1, 8, 8] and attrs["shapes"]["bottleneck1"] == [3]
+    assert attrs["hourglass_version"]
+    x, _ = load_split(digits_file, "probe")
+    with h5py.File(out) as f:
+        output = f["layers/output"]
+        assert output.dtype == np.float32 and output.compression == "gzip" and output.chunks
+    with torch.no_grad():
+        expected = model(x).reshape(len(x), -1).numpy()
+    assert np.array_equal(read_layer(out, "output"), expected.astype(np.float64))
+    assert np.array_equal(read_layer(out, "input"), x.reshape(len(x), -1).numpy().astype(np.float64))
+    with pytest.raises(ValueError, match="no layer 'encoder9'"):
+        read_layer(out, "encoder9")

@@ -1,0 +1,156 @@
+"""The whole workflow, run by Snakemake on a tiny study, and what re-runs after an edit."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, check=True):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir, env=env, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir, *configfiles):
+    """{(rule, wildcards)} of the jobs a dry run would run, `all` left out."""
+    out = snakemake(workdir, "-n", "--configfile", "tiny.yaml", *configfiles).stdout
+    jobs, rule = [], None
+    for line in out.splitlines():
+        if m := re.match(r"(?:local)?rule (\w+):$", line):
+            rule = m.group(1)
+            jobs.append((rule, ""))
+        elif rule and (m := re.match(r"\s+wildcards: (.*)", line)):
+            jobs[-1] = (rule, m.group(1))
+    return Counter(j for j in jobs if j[0] != "all")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A copy of the workflow with the tiny study run to the end."""
+    root = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "config.yaml", "workflow", "src", "envs"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")
+    snakemake(root, "--configfile", "tiny.yaml")
+    return root
+
+
+def test_every_output_is_there_and_sane(study):
+    out = study / "results" / "tiny"
+    settings = yaml.safe_load((study / "tiny.yaml").read_text())
+    variants, seeds = list(settings["variants"]), settings["seeds"]
+    checkpoints = ["epoch0", "epoch2", "final"]
+    for variant in variants:
+        for seed in seeds:
+            run = out / variant / f"seed{seed}"
+            assert (run / "metrics.csv").exists()
+            for checkpoint in checkpoints:
+                assert (run / "checkpoints" / f"{checkpoint}.pt").exists()
+                with h5py.File(run / "activations" / f"{checkpoint}.h5") as f:
+                    assert f.attrs["seed"] == seed and f.attrs["checkpoint"] == checkpoint
+                    assert len(f["layers/input"]) == settings["data"]["probe_size"]
+    rc = pd.read_csv(out / "similarity" / "consistency.csv", dtype={"epoch": str})
+    assert {"variant", "epoch", "layer", "layer_index", "rc", "rc_sq", "rc_low", "rc_high"} <= set(rc)
+    n_layers = 7  # input, 2 encoder, bottleneck, 2 decoder, output
+    assert len(rc) == len(variants) * len(checkpoints) * n_layers
+    assert set(rc["epoch"]) == {"0", "2", "final"}
+    assert (rc.loc[rc["layer"] == "input", ["rc", "rc_low", "rc_high"]] == 1).all().all()
+    assert rc["rc"].between(-1, 1).all() and (rc["rc_low"] <= rc["rc_high"]).all()
+    mds = pd.read_csv(out / "similarity" / "mds.csv", dtype={"epoch": str})
+    assert len(mds) == n_layers * len(seeds) * len(variants) * len(checkpoints)
+    assert not mds[["x", "y"]].isna().any().any()
+    for figure in ("consistency", "mds", "training", "reconstructions"):
+        png = out / "figures" / f"{figure}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert not list(out.rglob(".*.tmp")), "temporary files left behind"
+
+
+def test_nothing_changed_nothing_runs(study):
+    assert planned_jobs(study) == Counter()
+
+
+def test_touching_the_code_runs_nothing(study):
+    for path in (study / "src").rglob("*.py"):
+        path.touch()
+    (study / "Snakefile").touch()
+    assert planned_jobs(study) == Counter()
+
+
+def test_figure_option_reruns_only_that_figure(study, tmp_path):
+    override = tmp_path / "dpi.yaml"
+    override.write_text("figures: {reconstructions: {per_class: 2}}\n")
+    assert planned_jobs(study, str(override)) == Counter({("figure", "figure=reconstructions"): 1})
+    override.write_text("figures: {dpi: 61}\n")
+    assert set(planned_jobs(study, str(override))) == {
+        ("figure", f"figure={f}") for f in ("consistency", "mds", "training", "reconstructions")}
+
+
+def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path):
+    override = tmp_path / "lr.yaml"
+    override.write_text("variants: {latent8: {training: {lr: 0.003}}}\n")
+    jobs = planned_jobs(study, str(override))
+    expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1})
+    for seed in (0, 1, 2):
+        expected[("train", f"variant=latent8, seed={seed}")] = 1
+        expected[("activations", f"variant=latent8, seed={seed}")] = 1
+    for figure in ("consistency", "mds", "training", "reconstructions"):
+        expected[("figure", f"figure={figure}")] = 1
+    assert jobs == expected
+
+
+def edited(path):
+    """Append a comment to a module, and put it back afterwards."""
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    return original
+
+
+@pytest.mark.parametrize("module,expected", [
+    ("plots.py", {("figure", f"figure={f}") for f in ("consistency", "mds", "training",
+                                                      "reconstructions")}),
+    ("analyses/consistency.py", {("consistency", "variant=latent4"),
+                                 ("consistency", "variant=latent8"), ("gather_similarity", ""),
+                                 ("figure", "figure=consistency"), ("figure", "figure=mds")}),
+])
+def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module, expected):
+    path = study / "src" / "hourglass" / module
+    original = edited(path)
+    try:
+        assert set(planned_jobs(study)) == expected
+    finally:
+        path.write_text(original)
+    assert planned_jobs(study) == Counter()
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("trainig: {lr: 0.1}", "unknown key trainig; allowed here: study, data"),
+    ("data: {dataset: imagenet}", "data.dataset: 'imagenet' is not known; choose one of: digits"),
+    ("model: {architecture: resnet}", "model.architecture: 'resnet' is not known; choose one of: fc, conv"),
+    ("variants: {a: {model: {latent: four}}}", "variants.a.model.latent: 'four' is not of type 'integer'"),
+    ("variants: {a: {model: {latent: 0}}}", "variants.a.model.latent: 0 is less than the minimum of 1"),
+    ("seeds: [3]", "seeds: [3] is too short"),
+    ("variants: {'../escape': {}}", "variants: '../escape' does not match"),
+])
+def test_bad_config_stops_at_start_naming_the_key(study, tmp_path, bad, message):
+    override = tmp_path / "bad.yaml"
+    override.write_text(bad + "\n")
+    result = snakemake(study, "-n", "--configfile", "tiny.yaml", str(override), check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
