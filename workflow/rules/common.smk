@@ -50,19 +50,14 @@ def variant_settings(variant):
     }
 
 
-# The package modules each stage runs. Their content, hashed, is a param of the
-# stage's rules: editing a stage's code re-runs that stage and what follows,
+# The package modules (and subpackages) each stage runs. Their content, hashed,
+# is a param of the stage's rules: editing a stage's code re-runs that stage and what follows,
 # while a fresh checkout or a `touch` re-runs nothing. cli.py only dispatches.
 STAGE_CODE = {
     "data": ["data.py", "io.py"],
     "train": ["train.py", "models.py", "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
-    "similarity": [
-        "analyses/consistency.py",
-        "similarity/rdm.py",
-        "activations.py",
-        "io.py",
-    ],
+    "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
     "figures": ["plots.py", "activations.py", "data.py", "io.py"],
 }
 PACKAGE_DIR = SRC_DIR / "hourglass"
@@ -76,8 +71,10 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 
 def code_hash(stage):
     digest = hashlib.sha256()
-    for module in STAGE_CODE[stage]:
-        digest.update((PACKAGE_DIR / module).read_bytes())
+    for name in STAGE_CODE[stage]:
+        path = PACKAGE_DIR / name
+        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(module.read_bytes())
     return digest.hexdigest()[:16]
 
 

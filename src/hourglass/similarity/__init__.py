@@ -1,0 +1,1 @@
+"""Similarity of neural representations, as functions of stimuli x features arrays."""
