@@ -1,13 +1,17 @@
-"""Deterministic training of one variant under one seed.
+"""Deterministic, resumable training of one variant under one seed.
 
 The seed fixes the initial weights and the order of the minibatches, so the
 same settings and seed give byte-identical checkpoints on the same hardware
-and library versions (CPU).
+and library versions (CPU). Progress is saved at the end of every epoch in
+`.resume/` beside the outputs, a folder Snakemake does not know of and so
+does not delete: a run killed at any moment and started again continues from
+the last saved epoch and writes the same bytes an uninterrupted run would.
 """
 
-import copy
 import csv
+import hashlib
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from hourglass.models import build_model
 
 LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
+RESUME_DIR = ".resume"
+METRICS = ["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"]
 
 
 def seed_everything(seed):
@@ -31,18 +37,47 @@ def seed_everything(seed):
     torch.use_deterministic_algorithms(True)
 
 
-def save_checkpoint(path, model, settings, input_shape, seed, epoch):
-    state = {
-        "state_dict": model.state_dict(),
+def rng_states():
+    """The global RNG states of Python, NumPy and torch, in types torch.load(weights_only) reads."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+
+
+def set_rng_states(states):
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+
+
+def fingerprint(*tensors):
+    """A short hash of the data trained on: progress made on other data is not resumed."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def clone(state_dict):
+    return {k: v.clone() for k, v in state_dict.items()}
+
+
+def save(obj, path):
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
+    save({
+        "state_dict": state_dict,
         "model": settings["model"],
         "variant": settings["variant"],
         "input_shape": list(input_shape),
         "seed": seed,
         "epoch": epoch,
         "hourglass_version": __version__,
-    }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    }, path)
 
 
 def mean_loss(model, loss_fn, x):
@@ -53,7 +88,27 @@ def mean_loss(model, loss_fn, x):
     return total / x.numel()
 
 
-def train(data, settings, seed, out_dir, threads=1, log=print):
+def load_progress(path, identity, log):
+    """The saved progress at `path` if it belongs to this very run, else None."""
+    if not path.exists():
+        return None
+    try:
+        progress = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a state from another version, or a damaged file
+        log(f"cannot resume from {path} ({error}); starting over")
+        return None
+    if progress["identity"] != identity:
+        log(f"{path} holds progress of other settings or data; starting over")
+        return None
+    log(f"resuming after epoch {progress['epoch']}")
+    return progress
+
+
+def log_line(line):
+    print(line, flush=True)  # flushed, so that `tail -f` on the rule's log follows the run
+
+
+def train(data, settings, seed, out_dir, threads=1, log=log_line):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
     Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
@@ -66,27 +121,44 @@ def train(data, settings, seed, out_dir, threads=1, log=print):
     torch.set_num_threads(threads)
     seed_everything(seed)
     training, out_dir = settings["training"], Path(out_dir)
+    work = out_dir / RESUME_DIR
     x_train, _ = load_split(data, "train")
     x_val, _ = load_split(data, "val")
-    input_shape = x_train.shape[1:]
+    input_shape = tuple(x_train.shape[1:])
     model = build_model(settings["model"], input_shape)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
-    loss_fn = LOSSES[training["loss"]]
     order = torch.Generator().manual_seed(seed)
+    loss_fn = LOSSES[training["loss"]]
     wanted = sorted(settings["checkpoints"])
+    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val)}
 
-    def checkpoint(name, weights_model, epoch):
-        save_checkpoint(out_dir / "checkpoints" / f"{name}.pt", weights_model, settings,
-                        input_shape, seed, epoch)
+    def checkpoint(name, state_dict, epoch):
+        save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch)
 
-    val_loss = mean_loss(model, loss_fn, x_val)
-    rows = [(0, mean_loss(model, loss_fn, x_train), val_loss, 0.0)]
-    best, best_epoch, best_model, waited = val_loss, 0, copy.deepcopy(model), 0
-    log(f"epoch 0: train {rows[0][1]:.5f}  val {val_loss:.5f}")
-    if 0 in wanted:
-        checkpoint("epoch0", model, 0)
-    epoch = 0
-    for epoch in range(1, training["max_epochs"] + 1):
+    def save_progress():
+        save({**progress, "identity": identity, "model": model.state_dict(),
+              "optimizer": optimizer.state_dict(), "order": order.get_state(),
+              "rng": rng_states()}, work / "state.pt")
+
+    progress = load_progress(work / "state.pt", identity, log)
+    if progress is None:
+        shutil.rmtree(work, ignore_errors=True)
+        val_loss = mean_loss(model, loss_fn, x_val)
+        progress = {"epoch": 0, "rows": [(0, mean_loss(model, loss_fn, x_train), val_loss, 0.0)],
+                    "best": val_loss, "best_epoch": 0, "best_model": clone(model.state_dict()),
+                    "waited": 0, "done": training["max_epochs"] == 0}
+        log(f"epoch 0: train {progress['rows'][0][1]:.5f}  val {val_loss:.5f}")
+        if 0 in wanted:
+            checkpoint("epoch0", model.state_dict(), 0)
+        save_progress()
+    else:
+        model.load_state_dict(progress["model"])
+        optimizer.load_state_dict(progress["optimizer"])
+        order.set_state(progress["order"])
+        set_rng_states(progress["rng"])
+
+    while not progress["done"]:
+        epoch = progress["epoch"] + 1
         start = time.perf_counter()
         model.train()
         total = 0.0
@@ -97,35 +169,61 @@ def train(data, settings, seed, out_dir, threads=1, log=print):
             loss.backward()
             optimizer.step()
             total += loss.item() * batch.numel()
-        val_loss = mean_loss(model, loss_fn, x_val)
+        train_loss, val_loss = total / x_train.numel(), mean_loss(model, loss_fn, x_val)
         seconds = time.perf_counter() - start
-        rows.append((epoch, total / x_train.numel(), val_loss, seconds))
-        log(f"epoch {epoch}: train {rows[-1][1]:.5f}  val {val_loss:.5f}  {seconds:.2f} s")
-        if not np.isfinite(val_loss):
-            raise FloatingPointError(
-                f"variant {settings['variant']!r} seed {seed} diverged at epoch {epoch} "
-                f"(validation loss {val_loss}); last finite: {best:.5f}. Lower training.lr."
-            )
-        if epoch in wanted:
-            checkpoint(f"epoch{epoch}", model, epoch)
-        if val_loss < best:
-            best, best_epoch, best_model, waited = val_loss, epoch, copy.deepcopy(model), 0
+        check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+        progress["rows"].append((epoch, train_loss, val_loss, seconds))
+        progress["epoch"] = epoch
+        if val_loss < progress["best"]:
+            progress.update(best=val_loss, best_epoch=epoch, waited=0,
+                            best_model=clone(model.state_dict()))
         else:
-            waited += 1
-            if waited >= training["patience"]:
-                log(f"early stop after epoch {epoch}: no improvement for {waited} epochs "
-                    f"(best {best:.5f} at epoch {best_epoch})")
-                break
+            progress["waited"] += 1
+        eta = seconds * (training["max_epochs"] - epoch)
+        log(f"epoch {epoch}: train {train_loss:.5f}  val {val_loss:.5f}  {seconds:.2f} s"
+            f"  (at most {eta:.0f} s to go)")
+        if progress["waited"] >= training["patience"]:
+            log(f"early stop after epoch {epoch}: no improvement for {progress['waited']} epochs "
+                f"(best {progress['best']:.5f} at epoch {progress['best_epoch']})")
+        progress["done"] = epoch == training["max_epochs"] or progress["waited"] >= training["patience"]
+        if epoch in wanted:
+            checkpoint(f"epoch{epoch}", model.state_dict(), epoch)
+        save_progress()
+
     for e in wanted:
-        if e > epoch:
-            checkpoint(f"epoch{e}", best_model, best_epoch)
-    checkpoint("final", best_model, best_epoch)
+        if e > progress["epoch"]:
+            checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
+    checkpoint("final", progress["best_model"], progress["best_epoch"])
+    publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
+            progress["rows"])
+    return progress["rows"]
+
+
+def check_finite(model, train_loss, val_loss, settings, seed, epoch, rows):
+    """Stop a diverged run with an error that says which one and when."""
+    exploded = not all(torch.isfinite(p).all() for p in model.parameters())
+    if np.isfinite(train_loss) and np.isfinite(val_loss) and not exploded:
+        return
+    what = "weights are no longer finite" if exploded else f"loss is {train_loss} / {val_loss}"
+    raise FloatingPointError(
+        f"variant {settings['variant']!r} seed {seed} diverged at epoch {epoch} ({what}); last "
+        f"finite validation loss {rows[-1][2]:.5g} at epoch {rows[-1][0]}. Lower training.lr.")
+
+
+def publish(work, out_dir, names, variant, seed, rows):
+    """Copy the finished checkpoints out of `work`, write metrics.csv, drop `work`.
+
+    `work` goes only once every output is in place, so a run killed while
+    publishing publishes again when restarted."""
+    for name in names:
+        with atomic_path(out_dir / "checkpoints" / f"{name}.pt") as tmp:
+            shutil.copyfile(work / f"{name}.pt", tmp)
     with atomic_path(out_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"])
-        writer.writerows((settings["variant"], seed, e, f"{t:.8g}", f"{v:.8g}", f"{s:.3f}")
+        writer.writerow(METRICS)
+        writer.writerows((variant, seed, e, f"{t:.8g}", f"{v:.8g}", f"{s:.3f}")
                          for e, t, v, s in rows)
-    return rows
+    shutil.rmtree(work)
 
 
 def load_checkpoint(path):
