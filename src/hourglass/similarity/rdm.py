@@ -3,33 +3,58 @@
 import numpy as np
 import torch
 
+from hourglass.similarity.arrays import as_matrix
 
-def as_matrix(X, dtype=torch.float64) -> torch.Tensor:
-    """Stimuli x features tensor of `X` (NumPy or torch, any layer shape)."""
-    X = torch.as_tensor(X)
-    return X.reshape(X.shape[0], -1).to(dtype)
+METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
 
 
-def rdm(X, metric: str = "correlation"):
+def rdm(X, metric: str = "correlation", *, name: str = "X", dtype=torch.float64):
     """Stimulus x stimulus dissimilarities of `X` (stimuli x features).
 
     correlation: 1 - Pearson r between two stimuli's activation patterns,
-    range [0, 2]; invariant to shifting or scaling a stimulus's pattern.
-    A constant pattern (e.g. every ReLU unit silent) has no defined
-    correlation; it is given r = 0 (dissimilarity 1) to every other stimulus,
-    and `constant_patterns` counts such stimuli.
+        range [0, 2]; invariant to shifting or scaling a pattern.
+        A constant pattern (e.g. every ReLU unit silent) has no defined
+        correlation; it is given r = 0 (dissimilarity 1) to every other
+        stimulus, and `constant_patterns` counts such stimuli.
+    cosine: 1 - cos(angle between two patterns), range [0, 2]; invariant to
+        scaling a pattern. An all-zero pattern is given cosine 0 (dissimilarity 1).
+    euclidean: ||x_i - x_j||, the plain Euclidean distance, range [0, inf)
+        (not rsatoolbox's "euclidean", which is squared and divided by the
+        number of units); invariant to translations and orthogonal maps of
+        feature space.
+    sqeuclidean: ||x_i - x_j||^2, same invariances.
+    (Kriegeskorte, Mur & Bandettini 2008, Front. Syst. Neurosci.)
 
-    Returns a torch tensor for tensor input, else a NumPy array.
+    The diagonal is exactly 0. Returns a torch tensor for tensor input, else a
+    NumPy array. Raises ValueError naming `name` for NaN or inf input.
     """
-    if metric != "correlation":
-        raise ValueError(f"unknown RDM metric {metric!r}; known: 'correlation'")
-    Z = as_matrix(X)
-    Z = Z - Z.mean(dim=1, keepdim=True)
-    norm = Z.norm(dim=1, keepdim=True)
-    Z = torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
-    D = 1.0 - Z @ Z.T
+    Z = as_matrix(X, dtype=dtype)
+    if not bool(torch.isfinite(Z).all()):
+        raise ValueError(f"representation {name!r} holds NaN or inf; its RDM is undefined: fix or drop the activations")
+    D = dissimilarities(Z, metric)
+    return D if isinstance(X, torch.Tensor) else D.cpu().numpy()
+
+
+def dissimilarities(Z: torch.Tensor, metric: str) -> torch.Tensor:
+    """The RDM of stimuli x features tensor `Z` under `metric` (see `rdm`)."""
+    if metric in ("correlation", "cosine"):
+        if metric == "correlation":
+            Z = Z - Z.mean(dim=1, keepdim=True)
+        norm = Z.norm(dim=1, keepdim=True)
+        Z = torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
+        D = 1.0 - Z @ Z.T
+    elif metric in ("euclidean", "sqeuclidean"):
+        # Summing squared differences (not |a|^2 + |b|^2 - 2 a.b through a
+        # matrix product) is slower but exact where it matters to rank-based
+        # comparisons: identical patterns are at distance exactly 0, and
+        # equal distances stay tied instead of differing in the last bits.
+        D = torch.cdist(Z, Z, compute_mode="donot_use_mm_for_euclid_dist")
+        if metric == "sqeuclidean":
+            D = D.square()
+    else:
+        raise ValueError(f"unknown RDM metric {metric!r}; known: {', '.join(METRICS)}")
     D.fill_diagonal_(0.0)
-    return D if isinstance(X, torch.Tensor) else D.numpy()
+    return D
 
 
 def constant_patterns(X) -> int:

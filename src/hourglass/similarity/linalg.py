@@ -1,0 +1,68 @@
+"""Singular value decompositions that survive low-rank activations."""
+
+import numpy as np
+import scipy.linalg
+import torch
+
+
+def svd(A: torch.Tensor):
+    """Thin SVD (U, s, Vh) of matrix `A`, descending s.
+
+    torch's default LAPACK driver (gesdd) can fail to converge on matrices of
+    dead or saturated units; the slower QR-iteration driver gesvd (through
+    SciPy, on the CPU) converges where gesdd does not, so it is the fallback.
+    """
+    try:
+        return torch.linalg.svd(A, full_matrices=False)
+    except torch.linalg.LinAlgError:
+        parts = scipy.linalg.svd(A.cpu().numpy(), full_matrices=False, lapack_driver="gesvd")
+        return tuple(torch.from_numpy(np.ascontiguousarray(part)).to(A) for part in parts)
+
+
+def singular_values(A: torch.Tensor) -> torch.Tensor:
+    """Singular values of a batch of matrices (..., k, l), descending."""
+    try:
+        return torch.linalg.svdvals(A)
+    except torch.linalg.LinAlgError:
+        flat = A.cpu().numpy().reshape(-1, *A.shape[-2:])
+        s = [scipy.linalg.svd(M, compute_uv=False, lapack_driver="gesvd") for M in flat]
+        return torch.from_numpy(np.stack(s)).reshape(*A.shape[:-2], -1).to(A)
+
+
+def centred_svd(X: torch.Tensor):
+    """Rank-revealing thin SVD (U, s, Vh) of `X` with its columns centred.
+
+    Directions whose singular value is below s_max * max(n, p) * eps (NumPy's
+    matrix_rank tolerance) are rounding noise from dead, duplicated or
+    collinear units; they are dropped, so U is an orthonormal basis of the
+    centred column space, with rank(X~) columns.
+    """
+    U, s, Vh = svd(X - X.mean(dim=0))
+    tolerance = s[0] * max(X.shape) * torch.finfo(X.dtype).eps
+    k = max(int((s > tolerance).sum()), 1)
+    return U[:, :k], s[:k], Vh[:k]
+
+
+def cross_products(A, B):
+    """a^T b for every n x k_a matrix a in `A` and n x k_b matrix b in `B`, batched.
+
+    Yields (i, columns, products): products[t] = A[i]^T B[columns[t]]. The b's
+    are grouped by width so each group is one batched product (and one
+    batched SVD downstream) without padding, which would make every matrix
+    as costly as the widest.
+    """
+    groups = {}
+    for j, b in enumerate(B):
+        groups.setdefault(b.shape[1], []).append(j)
+    for columns in groups.values():
+        stacked = torch.stack([B[j] for j in columns])
+        for i, a in enumerate(A):
+            yield i, columns, a.T @ stacked
+
+
+def cross_nuclear_norms(A, B) -> torch.Tensor:
+    """(len(A), len(B)) nuclear norms ||a^T b||_* (sums of singular values)."""
+    out = A[0].new_empty(len(A), len(B))
+    for i, columns, products in cross_products(A, B):
+        out[i, columns] = singular_values(products).sum(dim=-1)
+    return out
