@@ -2,11 +2,14 @@
 
 The seed fixes the initial weights and the order of the minibatches, so the
 same settings and seed give byte-identical checkpoints on the same hardware
-and library versions (CPU).
+and library versions (CPU). On CUDA, deterministic algorithms and cuBLAS's
+fixed workspace make a rerun on the same GPU model repeat itself; CPU and GPU
+numbers differ in the last bits.
 """
 
 import copy
 import csv
+import os
 import random
 import time
 from pathlib import Path
@@ -24,6 +27,26 @@ LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
 
 
+def pick_device(requested, log=print):
+    """The torch device to train on: CUDA when asked for and present, else CPU.
+
+    A job that asks for CUDA but sees no GPU (a scheduler that gave it none,
+    a driver missing) still trains, on CPU, and says so in its log.
+    """
+    if requested == "cuda":
+        if torch.cuda.is_available():
+            # cuBLAS is only deterministic with a fixed workspace, set before
+            # its first call (use_deterministic_algorithms raises otherwise).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            return torch.device("cuda")
+        log("warning: training.device is 'cuda' but this job sees no CUDA device "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "training on CPU")
+    elif requested != "cpu":
+        raise ValueError(f"training.device {requested!r} is not known; choose cpu or cuda")
+    return torch.device("cpu")
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
@@ -33,7 +56,8 @@ def seed_everything(seed):
 
 def save_checkpoint(path, model, settings, input_shape, seed, epoch):
     state = {
-        "state_dict": model.state_dict(),
+        # on CPU, so that a checkpoint written on a GPU loads anywhere
+        "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
         "model": settings["model"],
         "variant": settings["variant"],
         "input_shape": list(input_shape),
@@ -56,7 +80,8 @@ def mean_loss(model, loss_fn, x):
 def train(data, settings, seed, out_dir, threads=1, log=print):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
-    Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
+    Trains on `settings["training"]["device"]` ("cpu", the default, or
+    "cuda"; see pick_device). Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
     (0 = untrained), checkpoints/final.pt (the weights with the lowest
     validation loss) and metrics.csv (variant, seed, epoch, train_loss,
     val_loss, seconds) under `out_dir`. Where training ends (early stopping or
@@ -66,10 +91,13 @@ def train(data, settings, seed, out_dir, threads=1, log=print):
     torch.set_num_threads(threads)
     seed_everything(seed)
     training, out_dir = settings["training"], Path(out_dir)
+    device = pick_device(training.get("device", "cpu"), log)
+    log(f"training on {device}")
     x_train, _ = load_split(data, "train")
     x_val, _ = load_split(data, "val")
     input_shape = x_train.shape[1:]
-    model = build_model(settings["model"], input_shape)
+    x_train, x_val = x_train.to(device), x_val.to(device)
+    model = build_model(settings["model"], input_shape).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
     loss_fn = LOSSES[training["loss"]]
     order = torch.Generator().manual_seed(seed)
@@ -91,7 +119,7 @@ def train(data, settings, seed, out_dir, threads=1, log=print):
         model.train()
         total = 0.0
         for idx in torch.randperm(len(x_train), generator=order).split(training["batch_size"]):
-            batch = x_train[idx]
+            batch = x_train[idx.to(device)]
             loss = loss_fn(model(batch), batch)
             optimizer.zero_grad()
             loss.backward()
