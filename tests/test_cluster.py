@@ -45,6 +45,8 @@ RUN_TIMEOUT = 1200
 def cluster(tmp_path_factory):
     """The environment of a running private cluster: its commands first on PATH."""
     state = tmp_path_factory.mktemp("slurm")
+    # slurm-up stops what it started if it fails; the pids file is left only
+    # while daemons run
     subprocess.run([REPO / "tests" / "cluster" / "slurm-up", state, "--gpus", "1"], check=True)
     try:
         path = os.pathsep.join([str(state / "bin"), str(Path(sys.executable).parent),
