@@ -1,12 +1,15 @@
 # make run: set up .venv when missing and run the default study.
-# make test: the same set-up, then the whole test suite.
+# make test: the same set-up, then the test suite but for the cluster test.
+# make test-cluster: the same set-up, then the study on a private SLURM
+#   cluster the test starts (tests/cluster/slurm-up; as root it installs
+#   Debian's slurm-wlm and munge when missing).
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 # Rules run `python -m hourglass ...`: the venv's python must come first.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test
+.PHONY: run test test-cluster
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -18,4 +21,7 @@ run: $(STAMP)
 	snakemake --cores all
 
 test: $(STAMP)
-	pytest
+	pytest -m "not cluster"
+
+test-cluster: $(STAMP)
+	pytest -m cluster -s

@@ -1,6 +1,11 @@
+import shutil
+from pathlib import Path
+
 import pytest
 
 from hourglass.data import prepare
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -10,3 +15,16 @@ def digits_file(tmp_path_factory):
     prepare("digits", root="unused", download=False, val_fraction=0.1, train_size=None,
             probe_size=100, split_seed=0, out=out)
     return out
+
+
+@pytest.fixture(scope="session")
+def workflow_copy(tmp_path_factory):
+    """A function that copies the workflow (and tests/tiny.yaml) to a new folder."""
+    def copy(name="workflow"):
+        root = tmp_path_factory.mktemp(name)
+        for entry in ("Snakefile", "config.yaml", "workflow", "src", "envs"):
+            src = REPO / entry
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, root / entry)
+        shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")
+        return root
+    return copy

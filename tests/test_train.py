@@ -7,7 +7,7 @@ import torch
 
 from hourglass.activations import describe, read_layer, record
 from hourglass.data import load_split
-from hourglass.train import load_checkpoint, train
+from hourglass.train import load_checkpoint, pick_device, train
 
 
 def settings(**training):
@@ -20,8 +20,8 @@ def settings(**training):
     }
 
 
-def run(digits_file, out, seed=0, **training):
-    train(digits_file, settings(**training), seed, out, log=lambda line: None)
+def run(digits_file, out, seed=0, log=lambda line: None, **training):
+    train(digits_file, settings(**training), seed, out, log=log)
     return {p.name: p.read_bytes() for p in sorted((out / "checkpoints").iterdir())}
 
 
@@ -32,6 +32,22 @@ def test_same_seed_gives_byte_identical_checkpoints(digits_file, tmp_path):
     assert a == b
     c = run(digits_file, tmp_path / "c", seed=1)
     assert all(a[name] != c[name] for name in a)
+
+
+def test_cuda_training_is_deterministic_or_falls_back_to_cpu_with_a_warning(
+        digits_file, tmp_path):
+    lines = []
+    a = run(digits_file, tmp_path / "a", device="cuda", log=lines.append)
+    b = run(digits_file, tmp_path / "b", device="cuda")
+    assert a == b
+    if torch.cuda.is_available():
+        assert "training on cuda" in lines[0]
+    else:
+        assert lines[0].startswith("warning: training.device is 'cuda' but this job sees no CUDA")
+        assert lines[1] == "training on cpu"
+        assert a == run(digits_file, tmp_path / "cpu", device="cpu")
+    with pytest.raises(ValueError, match="training.device 'tpu' is not known"):
+        pick_device("tpu", log=print)
 
 
 def test_metrics_and_checkpoint_epochs(digits_file, tmp_path):

@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -13,7 +12,6 @@ import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -32,7 +30,8 @@ def planned_jobs(workdir, *configfiles):
     out = snakemake(workdir, "-n", "--configfile", "tiny.yaml", *configfiles).stdout
     jobs, rule = [], None
     for line in out.splitlines():
-        if m := re.match(r"(?:local)?rule (\w+):$", line):
+        # jobs of a group are listed indented under "Group job ..."
+        if m := re.match(r"\s*(?:local)?rule (\w+):$", line):
             rule = m.group(1)
             jobs.append((rule, ""))
         elif rule and (m := re.match(r"\s+wildcards: (.*)", line)):
@@ -41,13 +40,9 @@ def planned_jobs(workdir, *configfiles):
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(workflow_copy):
     """A copy of the workflow with the tiny study run to the end."""
-    root = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "config.yaml", "workflow", "src", "envs"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
-    shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")
+    root = workflow_copy()
     snakemake(root, "--configfile", "tiny.yaml")
     return root
 

@@ -2,7 +2,9 @@
 
 The seed fixes the initial weights and the order of the minibatches, so the
 same settings and seed give byte-identical checkpoints on the same hardware
-and library versions (CPU). Progress is saved at the end of every epoch in
+and library versions (CPU). On CUDA, deterministic algorithms and cuBLAS's
+fixed workspace make a rerun on the same GPU model repeat itself; CPU and GPU
+numbers differ in the last bits. Progress is saved at the end of every epoch in
 `.resume/` beside the outputs, a folder Snakemake does not know of and so
 does not delete: a run killed at any moment and started again continues from
 the last saved epoch and writes the same bytes an uninterrupted run would.
@@ -10,6 +12,7 @@ the last saved epoch and writes the same bytes an uninterrupted run would.
 
 import csv
 import hashlib
+import os
 import random
 import shutil
 import time
@@ -28,6 +31,26 @@ LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
 RESUME_DIR = ".resume"
 METRICS = ["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"]
+
+
+def pick_device(requested, log):
+    """The torch device to train on: CUDA when asked for and present, else CPU.
+
+    A job that asks for CUDA but sees no GPU (a scheduler that gave it none,
+    a driver missing) still trains, on CPU, and says so in its log.
+    """
+    if requested == "cuda":
+        if torch.cuda.is_available():
+            # cuBLAS is only deterministic with a fixed workspace, set before
+            # its first call (use_deterministic_algorithms raises otherwise).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            return torch.device("cuda")
+        log("warning: training.device is 'cuda' but this job sees no CUDA device "
+            f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "training on CPU")
+    elif requested != "cpu":
+        raise ValueError(f"training.device {requested!r} is not known; choose cpu or cuda")
+    return torch.device("cpu")
 
 
 def seed_everything(seed):
@@ -70,7 +93,8 @@ def save(obj, path):
 
 def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
     save({
-        "state_dict": state_dict,
+        # on CPU, so that a checkpoint written on a GPU loads anywhere
+        "state_dict": {k: v.cpu() for k, v in state_dict.items()},
         "model": settings["model"],
         "variant": settings["variant"],
         "input_shape": list(input_shape),
@@ -116,21 +140,26 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     validation loss) and metrics.csv (variant, seed, epoch, train_loss,
     val_loss, seconds) under `out_dir`. Where training ends (early stopping or
     max_epochs) before a checkpoint's epoch, that checkpoint holds the final
-    weights; its `epoch` says how many epochs they had.
+    weights; its `epoch` says how many epochs they had. Trains on
+    `settings["training"]["device"]` ("cpu", the default, or "cuda"; see
+    pick_device).
     """
     torch.set_num_threads(threads)
     seed_everything(seed)
     training, out_dir = settings["training"], Path(out_dir)
     work = out_dir / RESUME_DIR
+    device = pick_device(training.get("device", "cpu"), log)
+    log(f"training on {device}")
     x_train, _ = load_split(data, "train")
     x_val, _ = load_split(data, "val")
     input_shape = tuple(x_train.shape[1:])
-    model = build_model(settings["model"], input_shape)
+    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val)}
+    x_train, x_val = x_train.to(device), x_val.to(device)
+    model = build_model(settings["model"], input_shape).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
     order = torch.Generator().manual_seed(seed)
     loss_fn = LOSSES[training["loss"]]
     wanted = sorted(settings["checkpoints"])
-    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val)}
 
     def checkpoint(name, state_dict, epoch):
         save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch)
@@ -163,7 +192,7 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
         model.train()
         total = 0.0
         for idx in torch.randperm(len(x_train), generator=order).split(training["batch_size"]):
-            batch = x_train[idx]
+            batch = x_train[idx.to(device)]
             loss = loss_fn(model(batch), batch)
             optimizer.zero_grad()
             loss.backward()

@@ -1,4 +1,6 @@
 rule activations:
+    group:
+        "seed_run"
     input:
         data=DATA_FILE,
         checkpoints=rules.train.output.checkpoints,
@@ -11,6 +13,9 @@ rule activations:
     params:
         code=code_hash("activations"),
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     log:
         f"{STUDY_DIR}/logs/activations/{{variant}}/seed{{seed}}.log",
     shell:

@@ -27,6 +27,10 @@ rule figure:
             {"dpi": config["figures"]["dpi"], **config["figures"].get(w.figure, {})}
         ),
         code=code_hash("figures"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=15,
     log:
         f"{STUDY_DIR}/logs/figures/{{figure}}.log",
     shell:

@@ -13,12 +13,20 @@ rule consistency:
         settings=to_json(config["similarity"]),
         code=code_hash("similarity"),
     threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
     log:
         f"{STUDY_DIR}/logs/consistency/{{variant}}.log",
     shell:
         "python -m hourglass consistency --activations {input} --threads {threads}"
         " --out-consistency {output.consistency} --out-mds {output.mds}"
         " --settings {params.settings:q} > {log} 2>&1"
+
+
+# Concatenating a few small tables: not worth a scheduler's queue.
+localrules:
+    gather_similarity,
 
 
 rule gather_similarity:

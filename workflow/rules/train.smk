@@ -1,4 +1,9 @@
 rule train:
+    # One submission per variant and seed on a cluster: this seed's training
+    # and its activations (same group, connected) run in one job, so a study
+    # queues one job per seed instead of two. Inactive in local runs.
+    group:
+        "seed_run"
     input:
         data=DATA_FILE,
     output:
@@ -12,7 +17,14 @@ rule train:
         settings=lambda w: to_json(variant_settings(w.variant)),
         out_dir=run_dir,
         code=code_hash("train"),
+    # Threads are the same under every executor (the cluster's cpus per
+    # task are these): torch's sums may depend on the thread count.
     threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=120,
+        # One GPU per job for variants that train on CUDA; none otherwise.
+        gpu=lambda w: int(variant_settings(w.variant)["training"]["device"] == "cuda"),
     log:
         f"{STUDY_DIR}/logs/train/{{variant}}/seed{{seed}}.log",
     shell:
