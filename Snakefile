@@ -29,6 +29,7 @@ rule all:
     input:
         f"{STUDY_DIR}/similarity/consistency.csv",
         f"{STUDY_DIR}/similarity/mds.csv",
+        expand(f"{STUDY_DIR}/similarity/{{measure}}.csv", measure=MEASURES),
         expand(
             f"{STUDY_DIR}/figures/{{figure}}.{{fmt}}",
             figure=FIGURES,

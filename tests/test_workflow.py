@@ -8,11 +8,18 @@ from collections import Counter
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+from hourglass.io import read_matrix
+
 pytestmark = pytest.mark.slow
+MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
+FIGURES = ("consistency", "mds", "training", "reconstructions") + tuple(
+    f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
+ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
 
 
 def snakemake(workdir, *args, check=True):
@@ -71,7 +78,17 @@ def test_every_output_is_there_and_sane(study):
     mds = pd.read_csv(out / "similarity" / "mds.csv", dtype={"epoch": str})
     assert len(mds) == n_layers * len(seeds) * len(variants) * len(checkpoints)
     assert not mds[["x", "y"]].isna().any().any()
-    for figure in ("consistency", "mds", "training", "reconstructions"):
+    n_representations = len(rc) * len(seeds)  # rc: a row per variant, checkpoint and layer
+    for measure in MEASURES:
+        matrix, labels = read_matrix(out / "similarity" / f"{measure}.h5")
+        assert matrix.shape == (n_representations, n_representations)
+        assert set(labels["layer"]) == set(rc["layer"]) and set(labels["seed"]) == set(seeds)
+        alive = ~labels["constant"].to_numpy()
+        assert np.isfinite(matrix[np.ix_(alive, alive)]).all()
+        assert np.allclose(np.diag(matrix)[alive], 1)
+        pairs = pd.read_csv(out / "similarity" / f"{measure}.csv")
+        assert len(pairs) == n_representations * (n_representations - 1) // 2
+    for figure in FIGURES:
         png = out / "figures" / f"{figure}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert not list(out.rglob(".*.tmp")), "temporary files left behind"
@@ -93,8 +110,7 @@ def test_figure_option_reruns_only_that_figure(study, tmp_path):
     override.write_text("figures: {reconstructions: {per_class: 2}}\n")
     assert planned_jobs(study, str(override)) == Counter({("figure", "figure=reconstructions"): 1})
     override.write_text("figures: {dpi: 61}\n")
-    assert set(planned_jobs(study, str(override))) == {
-        ("figure", f"figure={f}") for f in ("consistency", "mds", "training", "reconstructions")}
+    assert set(planned_jobs(study, str(override))) == ALL_FIGURE_JOBS
 
 
 def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path):
@@ -102,11 +118,13 @@ def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path)
     override.write_text("variants: {latent8: {training: {lr: 0.003}}}\n")
     jobs = planned_jobs(study, str(override))
     expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1})
+    for measure in MEASURES:
+        expected[("measure", f"measure={measure}")] = 1
     for seed in (0, 1, 2):
         expected[("train", f"variant=latent8, seed={seed}")] = 1
         expected[("activations", f"variant=latent8, seed={seed}")] = 1
-    for figure in ("consistency", "mds", "training", "reconstructions"):
-        expected[("figure", f"figure={figure}")] = 1
+    for job in ALL_FIGURE_JOBS:
+        expected[job] = 1
     assert jobs == expected
 
 
@@ -118,8 +136,9 @@ def edited(path):
 
 
 @pytest.mark.parametrize("module,expected", [
-    ("plots.py", {("figure", f"figure={f}") for f in ("consistency", "mds", "training",
-                                                      "reconstructions")}),
+    ("plots.py", ALL_FIGURE_JOBS),
+    ("analyses/comparisons.py", {("measure", f"measure={m}") for m in MEASURES} | {
+        ("figure", f"figure={m}_{view}") for m in MEASURES for view in ("layers", "seeds", "epochs")}),
     ("analyses/consistency.py", {("consistency", "variant=latent4"),
                                  ("consistency", "variant=latent8"), ("gather_similarity", ""),
                                  ("figure", "figure=consistency"), ("figure", "figure=mds")}),

@@ -37,6 +37,12 @@ def stage_consistency(args):
     run(args.activations, args.settings, args.out_consistency, args.out_mds, args.threads)
 
 
+def stage_measure(args):
+    from hourglass.analyses.comparisons import run
+
+    run(args.activations, args.measure, args.settings, args.out_h5, args.out_csv, args.threads)
+
+
 def stage_gather(args):
     from hourglass.io import concat_tables
 
@@ -76,6 +82,11 @@ def parser():
     s.add_argument("--activations", nargs="+", required=True, type=Path)
     s.add_argument("--out-consistency", required=True, type=Path)
     s.add_argument("--out-mds", required=True, type=Path)
+    s = stage("measure", stage_measure, "one similarity measure between all representations")
+    s.add_argument("measure")
+    s.add_argument("--activations", nargs="+", required=True, type=Path)
+    s.add_argument("--out-h5", required=True, type=Path)
+    s.add_argument("--out-csv", required=True, type=Path)
     s = stage("gather", stage_gather, "concatenate tables")
     s.add_argument("--tables", nargs="+", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)

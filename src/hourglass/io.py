@@ -65,3 +65,25 @@ def read_table(path):
 
 def concat_tables(paths, out):
     write_table(pd.concat([read_table(p) for p in paths]), out)
+
+
+def write_matrix(path, matrix, labels, measure, options):
+    """A measure's all-pairs matrix and one label column per representation."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("matrix", data=matrix, compression="gzip")
+        group = f.create_group("labels")
+        for column in labels:
+            values = labels[column].to_numpy()
+            group[column] = values.astype("S") if values.dtype == object else values
+        write_attrs(f, measure=measure, options=options, labels=list(labels))
+
+
+def read_matrix(path):
+    """The all-pairs matrix of a measure's file and its labels."""
+    with open_h5(path, "similarity matrix") as f:
+        labels = pd.DataFrame({c: f["labels"][c][()] for c in read_json_attr(f, "labels")})
+        matrix = f["matrix"][()]
+    for column in labels:
+        if labels[column].dtype == object:
+            labels[column] = labels[column].str.decode("utf-8")
+    return matrix, labels

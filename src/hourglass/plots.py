@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from hourglass.activations import describe  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
-from hourglass.io import atomic_path, open_h5, read_json_attr, read_table  # noqa: E402
+from hourglass.io import atomic_path, open_h5, read_json_attr, read_matrix, read_table  # noqa: E402
 from hourglass.models import layer_region  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette.
@@ -183,9 +183,98 @@ def draw(kind, inputs, paths, settings):
                 outputs[describe(path)["variant"]] = f["layers/output"][()]
         reconstructions(x.numpy(), y.numpy(), outputs, classes, paths, dpi,
                         per_class=settings.get("per_class", 1))
+    elif kind.rsplit("_", 1)[-1] in MEASURE_FIGURES:
+        measure, view = kind.rsplit("_", 1)
+        matrix, labels = read_matrix(inputs[0])
+        MEASURE_FIGURES[view](matrix, labels, measure, paths, dpi)
     else:
-        raise ValueError(f"unknown figure {kind!r}; known: {', '.join(FIGURES)}")
+        raise ValueError(f"unknown figure {kind!r}; known: {', '.join(FIGURES)} and "
+                         f"<measure>_{{{','.join(MEASURE_FIGURES)}}}")
 
 
 FIGURES = {"consistency": consistency, "mds": mds, "training": training,
            "reconstructions": reconstructions}
+
+
+def measure_layers(matrix, labels, measure, paths, dpi=150):
+    """Layer x layer similarity within each network at its final checkpoint,
+    averaged over seeds: a heatmap per variant (mirror structure shows as an
+    anti-diagonal)."""
+    variants = list(dict.fromkeys(labels["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants), 4.2), squeeze=False,
+                             layout="constrained")
+    for ax, variant in zip(axes[0], variants):
+        final = labels[(labels["variant"] == variant) & (labels["epoch"] == "final")]
+        layers = list(final.sort_values("layer_index")["layer"].drop_duplicates())
+        stack = []
+        for _, run in final.groupby("seed"):
+            idx = run.sort_values("layer_index").index.to_numpy()
+            stack.append(matrix[np.ix_(idx, idx)])
+        image = ax.imshow(np.nanmean(stack, axis=0), cmap="viridis")
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
+        ax.set_yticks(range(len(layers)), layers)
+        ax.set_title(f"{variant}, final ({len(stack)} seeds)")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=measure)
+    save(fig, paths, dpi)
+
+
+def measure_seeds(matrix, labels, measure, paths, dpi=150):
+    """Each layer compared with the same layer of the other seeds: mean over
+    seed pairs with ±1 standard deviation, a line per checkpoint."""
+    variants = list(dict.fromkeys(labels["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6),
+                             sharey=True, squeeze=False)
+    colours = epoch_colours(labels["epoch"])
+    for ax, variant in zip(axes[0], variants):
+        rows = labels[labels["variant"] == variant]
+        layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
+        shade_regions(ax, layers)
+        for epoch, colour in colours.items():
+            means, sds = [], []
+            for layer in layers:
+                idx = rows[(rows["epoch"] == epoch) & (rows["layer"] == layer)].index.to_numpy()
+                values = matrix[np.ix_(idx, idx)][np.triu_indices(len(idx), k=1)]
+                means.append(np.nanmean(values) if len(values) else np.nan)
+                sds.append(np.nanstd(values) if len(values) else np.nan)
+            means, sds = np.array(means), np.array(sds)
+            ax.fill_between(range(len(layers)), means - sds, means + sds, color=colour,
+                            alpha=0.2, lw=0)
+            ax.plot(range(len(layers)), means, marker="o", ms=3, color=colour,
+                    label=epoch_label(epoch))
+        layer_axis(ax, layers)
+        ax.set_title(f"{variant} ({rows['seed'].nunique()} seeds)", pad=14)
+    axes[0, 0].set_ylabel(f"{measure}, same layer across seeds")
+    axes[0, -1].legend(fontsize=8)
+    save(fig, paths, dpi)
+
+
+def measure_epochs(matrix, labels, measure, paths, dpi=150):
+    """Each layer at each checkpoint compared with itself at the final one
+    (same seed), averaged over seeds: which layers settle first."""
+    variants = list(dict.fromkeys(labels["variant"]))
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.4),
+                             sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    key = ["seed", "layer"]
+    for ax, variant in zip(axes[0], variants):
+        rows = labels[labels["variant"] == variant]
+        final = rows[rows["epoch"] == "final"].reset_index().set_index(key)["index"]
+        layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
+        epochs = epoch_order(rows["epoch"])
+        for i, layer in enumerate(layers):
+            curve = []
+            for epoch in epochs:
+                sel = rows[(rows["epoch"] == epoch) & (rows["layer"] == layer)]
+                values = [matrix[a, final[(s, layer)]] for a, s in zip(sel.index, sel["seed"])]
+                curve.append(np.nanmean(values) if values else np.nan)
+            ax.plot(range(len(epochs)), curve, marker="o", ms=3, label=layer,
+                    color=cmap(i / max(len(layers) - 1, 1)))
+        ax.set_xticks(range(len(epochs)), epochs)
+        ax.set_xlabel("checkpoint (epoch)")
+        ax.set_title(variant)
+    axes[0, 0].set_ylabel(f"{measure} to the final checkpoint")
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="layer")
+    save(fig, paths, dpi)
+
+
+MEASURE_FIGURES = {"layers": measure_layers, "seeds": measure_seeds, "epochs": measure_epochs}

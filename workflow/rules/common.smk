@@ -25,13 +25,17 @@ DATA_FILE = f"{STUDY_DIR}/data/{config['data']['dataset']}.h5"
 SEEDS = config["seeds"]
 VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
-FIGURES = ["consistency", "mds", "training", "reconstructions"]
+MEASURES = list(config["similarity"]["measures"])
+FIGURES = ["consistency", "mds", "training", "reconstructions"] + [
+    f"{measure}_{view}" for measure in MEASURES for view in ("layers", "seeds", "epochs")
+]
 
 
 wildcard_constraints:
     variant="|".join(map(re.escape, VARIANTS)),
     seed=r"\d+",
     figure="|".join(FIGURES),
+    measure="|".join(MEASURES) or "(?!)",
 
 
 def to_json(value):
@@ -50,6 +54,15 @@ def variant_settings(variant):
     }
 
 
+def measure_settings(measure):
+    """Everything the all-pairs job of `measure` depends on."""
+    engine = ("dtype", "device", "max_memory_gb")
+    return {
+        "options": config["similarity"]["measures"][measure],
+        **{k: config["similarity"][k] for k in engine},
+    }
+
+
 # The package modules (and subpackages) each stage runs. Their content, hashed,
 # is a param of the stage's rules: editing a stage's code re-runs that stage and what follows,
 # while a fresh checkout or a `touch` re-runs nothing. cli.py only dispatches.
@@ -58,6 +71,7 @@ STAGE_CODE = {
     "train": ["train.py", "models.py", "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
     "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
+    "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
     "figures": ["plots.py", "activations.py", "data.py", "io.py"],
 }
 PACKAGE_DIR = SRC_DIR / "hourglass"

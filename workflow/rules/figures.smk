@@ -1,6 +1,8 @@
 def figure_inputs(w):
     if w.figure in ("consistency", "mds"):
         return f"{STUDY_DIR}/similarity/{w.figure}.csv"
+    if w.figure.rsplit("_", 1)[0] in MEASURES:
+        return f"{STUDY_DIR}/similarity/{w.figure.rsplit('_', 1)[0]}.h5"
     if w.figure == "training":
         return expand(
             f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",

@@ -10,7 +10,7 @@ rule consistency:
         consistency=f"{STUDY_DIR}/similarity/{{variant}}/consistency.csv",
         mds=f"{STUDY_DIR}/similarity/{{variant}}/mds.csv",
     params:
-        settings=to_json(config["similarity"]),
+        settings=to_json({k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")}),
         code=code_hash("similarity"),
     threads: 2
     resources:
@@ -45,3 +45,29 @@ rule gather_similarity:
     shell:
         "(python -m hourglass gather --tables {input.consistency} --out {output.consistency}"
         " && python -m hourglass gather --tables {input.mds} --out {output.mds}) > {log} 2>&1"
+
+
+rule measure:
+    input:
+        expand(
+            f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/{{checkpoint}}.h5",
+            variant=VARIANTS,
+            seed=SEEDS,
+            checkpoint=CHECKPOINTS,
+        ),
+    output:
+        h5=f"{STUDY_DIR}/similarity/{{measure}}.h5",
+        csv=f"{STUDY_DIR}/similarity/{{measure}}.csv",
+    params:
+        settings=lambda w: to_json(measure_settings(w.measure)),
+        code=code_hash("measures"),
+    threads: 2
+    resources:
+        mem_mb=lambda w: int(1024 * (config["similarity"]["max_memory_gb"] or 8) + 2000),
+        runtime=120,
+    log:
+        f"{STUDY_DIR}/logs/measures/{{measure}}.log",
+    shell:
+        "python -m hourglass measure {wildcards.measure} --activations {input}"
+        " --threads {threads} --out-h5 {output.h5} --out-csv {output.csv}"
+        " --settings {params.settings:q} > {log} 2>&1"

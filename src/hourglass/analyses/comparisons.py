@@ -1,0 +1,72 @@
+"""All-pairs comparisons of a study's representations with one similarity
+measure: every (variant, seed, checkpoint, layer) against every other.
+
+A layer that maps every probe image alike (a dead layer) has no similarity
+to anything under any measure; it is left out of the computation, its row
+and column are NaN, and its `constant` label says why.
+"""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hourglass.activations import describe, read_layer
+from hourglass.analyses.consistency import checkpoint_epoch
+from hourglass.io import write_matrix, write_table
+from hourglass.similarity import all_pairs
+
+LABELS = ["variant", "seed", "epoch", "layer", "layer_index"]
+
+
+def representations(files):
+    """Labels (a DataFrame, one row per representation) and a loader for each."""
+    rows, loaders = [], []
+    for path in files:
+        attrs = describe(path)
+        for index, layer in enumerate(attrs["layer_names"]):
+            rows.append(dict(variant=attrs["variant"], seed=int(attrs["seed"]),
+                             epoch=checkpoint_epoch(attrs["checkpoint"]), layer=layer,
+                             layer_index=index))
+            loaders.append(lambda path=path, layer=layer: read_layer(path, layer))
+    return pd.DataFrame(rows), loaders
+
+
+def is_constant(X):
+    return bool((X == X[:1]).all())
+
+
+def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
+            log=print):
+    """The R x R matrix of `measure` over every representation in `files`, and its labels."""
+    labels, loaders = representations(files)
+    labels["constant"] = [is_constant(load()) for load in loaders]
+    for row in labels[labels["constant"]].itertuples():
+        log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer} is the same "
+            f"for every probe image (a dead layer); left out of {measure}")
+    keep = np.flatnonzero(~labels["constant"].to_numpy())
+    names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
+    max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
+    log(f"{measure}: {len(keep)} representations, {len(keep) * (len(keep) - 1) // 2} pairs")
+    kept = all_pairs([loaders[i] for i in keep], measure, names=[names[i] for i in keep],
+                     dtype=getattr(torch, dtype), device=device, max_memory=max_memory,
+                     **options)
+    matrix = np.full((len(labels), len(labels)), np.nan)
+    matrix[np.ix_(keep, keep)] = kept
+    return matrix, labels
+
+
+def tidy(matrix, labels):
+    """One row per pair i < j: the labels of both sides (a_*, b_*) and the value."""
+    i, j = np.triu_indices(len(labels), k=1)
+    a = labels[LABELS].iloc[i].reset_index(drop=True).add_prefix("a_")
+    b = labels[LABELS].iloc[j].reset_index(drop=True).add_prefix("b_")
+    return pd.concat([a, b, pd.Series(matrix[i, j], name="value")], axis=1)
+
+
+def run(files, measure, settings, out_h5, out_csv, threads=1):
+    """The pipeline's stage for one measure: matrix to HDF5, pairs to CSV."""
+    torch.set_num_threads(threads)
+    matrix, labels = compare(files, measure, settings["options"], settings["dtype"],
+                             settings["device"], settings["max_memory_gb"])
+    write_matrix(out_h5, matrix, labels, measure, settings["options"])
+    write_table(tidy(matrix, labels), out_csv)

@@ -1,0 +1,68 @@
+"""The pipeline's all-pairs stage on real activation files of a trained model."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourglass.activations import read_layer, record
+from hourglass.analyses.comparisons import compare, run
+from hourglass.io import read_matrix
+from hourglass.similarity import linear_cka
+from hourglass.train import train
+
+
+@pytest.fixture(scope="module")
+def activation_files(digits_file, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    files = []
+    for seed in (0, 1):
+        settings = {
+            "variant": "small",
+            "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
+                          init="glorot_uniform"),
+            "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=5),
+            "checkpoints": [0],
+        }
+        out = root / f"seed{seed}"
+        train(digits_file, settings, seed, out, log=lambda line: None)
+        for name in ("epoch0", "final"):
+            files.append(out / "activations" / f"{name}.h5")
+            record(out / "checkpoints" / f"{name}.pt", digits_file, files[-1])
+    return files
+
+
+def test_matrix_equals_the_measure_pair_by_pair(activation_files, tmp_path):
+    settings = {"options": {}, "dtype": "float64", "device": "cpu", "max_memory_gb": 1e-4}
+    run(activation_files, "linear_cka", settings, tmp_path / "m.h5", tmp_path / "m.csv")
+    matrix, labels = read_matrix(tmp_path / "m.h5")
+    assert list(labels.columns) == ["variant", "seed", "epoch", "layer", "layer_index", "constant"]
+    assert len(labels) == 4 * 7 and set(labels["epoch"]) == {"0", "final"}
+    acts = [read_layer(activation_files[2 * r.seed + (r.epoch == "final")], r.layer)
+            for r in labels.itertuples()]
+    for i in range(0, len(labels), 5):
+        for j in range(0, len(labels), 3):
+            if labels["constant"][i] or labels["constant"][j]:
+                assert np.isnan(matrix[i, j])
+            else:
+                assert matrix[i, j] == pytest.approx(linear_cka(acts[i], acts[j]), abs=1e-12)
+    pairs = pd.read_csv(tmp_path / "m.csv", dtype={"a_epoch": str, "b_epoch": str})
+    assert len(pairs) == len(labels) * (len(labels) - 1) // 2
+    first = pairs.iloc[0]
+    assert (first["a_layer"], first["b_layer"]) == ("input", "encoder1")
+    assert first["value"] == pytest.approx(matrix[0, 1])
+
+
+def test_a_dead_layer_is_left_out_and_marked(activation_files, tmp_path):
+    dead = tmp_path / "dead.h5"
+    dead.write_bytes(activation_files[1].read_bytes())
+    with h5py.File(dead, "r+") as f:
+        f["layers/bottleneck1"][...] = 0
+        f.attrs["seed"] = 7
+    messages = []
+    matrix, labels = compare([activation_files[1], dead], "linear_cka", {}, log=messages.append)
+    row = labels.index[(labels["seed"] == 7) & (labels["layer"] == "bottleneck1")][0]
+    assert labels["constant"][row] and labels["constant"].sum() == 1
+    assert np.isnan(matrix[row]).all() and np.isnan(matrix[:, row]).all()
+    assert np.isfinite(np.delete(np.delete(matrix, row, 0), row, 1)).all()
+    assert any("seed 7" in m and "bottleneck1" in m and "dead layer" in m for m in messages)
