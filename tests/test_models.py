@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from hourglass.models import build_model, layer_region
+from hourglass.activations import layer_region
+from hourglass.models import build_model
 
 FC = dict(architecture="fc", widths=[512, 256, 128, 64], latent=16, bottleneck_layers=2,
           init="glorot_uniform")

@@ -113,6 +113,12 @@ def test_figure_option_reruns_only_that_figure(study, tmp_path):
     assert set(planned_jobs(study, str(override))) == ALL_FIGURE_JOBS
 
 
+def test_where_the_data_comes_from_reruns_nothing(study, tmp_path):
+    override = tmp_path / "root.yaml"
+    override.write_text("data: {root: /elsewhere, download: true}\nmodel: {channels: [8, 8, 8]}\n")
+    assert planned_jobs(study, str(override)) == Counter()
+
+
 def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path):
     override = tmp_path / "lr.yaml"
     override.write_text("variants: {latent8: {training: {lr: 0.003}}}\n")
@@ -160,6 +166,9 @@ def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module,
     ("variants: {a: {model: {latent: four}}}", "variants.a.model.latent: 'four' is not of type 'integer'"),
     ("variants: {a: {model: {latent: 0}}}", "variants.a.model.latent: 0 is less than the minimum of 1"),
     ("seeds: [3]", "seeds: [3] is too short"),
+    ("similarity: {measures: {linear_cka: {debias: true}}}",
+     "similarity.measures.linear_cka: measure 'linear_cka' takes the options (debiased"),
+    ("similarity: {measures: {cka: {}}}", "'cka' is not known; choose one of: rsa, linear_cka"),
     ("variants: {'../escape': {}}", "variants: '../escape' does not match"),
 ])
 def test_bad_config_stops_at_start_naming_the_key(study, tmp_path, bad, message):

@@ -1,9 +1,9 @@
 """Every named layer's activations on the probe stimuli, to and from HDF5.
 
 Layout: group `layers` holds one float32 dataset per layer (stimuli x layer
-shape); the root's attributes give the layer order, the seed, the checkpoint
-and its epoch, the variant and its model settings, the dataset and the
-package version.
+shape); the root's attributes give the layer order and shapes, the seed,
+the checkpoint and the epochs its weights were trained for, the variant and
+its model settings, and the package version.
 """
 
 import json
@@ -37,6 +37,16 @@ def record(checkpoint, data, out, threads=1):
             seed=state["seed"], epoch=state["epoch"], variant=state["variant"],
             model=state["model"], checkpoint=Path(checkpoint).stem,
         )
+
+
+def layer_region(name: str) -> str:
+    """input, encoder, bottleneck, decoder or output: where a layer sits."""
+    return name.rstrip("0123456789")
+
+
+def checkpoint_epoch(label):
+    """The `epoch` column's value for a checkpoint label: 'epoch4' -> '4', 'final'."""
+    return label.removeprefix("epoch")
 
 
 def describe(path):

@@ -14,7 +14,7 @@ def stage_data(args):
     from hourglass.data import prepare
 
     s = args.settings
-    prepare(args.dataset, s["root"], s["download"], s["val_fraction"], s["train_size"],
+    prepare(s["dataset"], args.root, args.download == "True", s["val_fraction"], s["train_size"],
             s["probe_size"], s["split_seed"], args.out)
 
 
@@ -68,7 +68,9 @@ def parser():
         return s
 
     s = stage("data", stage_data, "prepare a dataset file: splits and probe set")
-    s.add_argument("--dataset", required=True)
+    s.add_argument("--root", required=True, help="folder the dataset is read from")
+    s.add_argument("--download", choices=["True", "False"], default="False",
+                   help="download it when missing (needs the network)")
     s.add_argument("--out", required=True, type=Path)
     s = stage("train", stage_train, "train one variant under one seed")
     s.add_argument("--data", required=True, type=Path)

@@ -32,6 +32,22 @@ def describe_error(error):
     return f"{prefix}{error.message}{hint}"
 
 
+def check_measures(measures):
+    """Raise ConfigError if a measure's options are not the ones it takes."""
+    if not measures:
+        return
+    from hourglass.similarity.measures import measure_plan  # torch: only when needed
+
+    problems = []
+    for measure, options in measures.items():
+        try:
+            measure_plan(measure, **options)
+        except ValueError as error:
+            problems.append(f"  - similarity.measures.{measure}: {error}")
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+
+
 def check_config(config, schema_path):
     """Raise ConfigError listing every problem of `config`, or return None."""
     schema = load_schema(schema_path)

@@ -18,9 +18,6 @@ from sklearn.model_selection import train_test_split
 
 from hourglass.io import atomic_path, open_h5, write_attrs
 
-SPLITS = ("train", "val", "test", "probe")
-
-
 @dataclass
 class Source:
     """A dataset as its source gives it: integer pixels and labels."""

@@ -32,11 +32,6 @@ class Autoencoder(nn.Module):
         return out
 
 
-def layer_region(name: str) -> str:
-    """input, encoder, bottleneck, decoder or output: where a layer sits."""
-    return name.rstrip("0123456789")
-
-
 def _fc(settings, input_shape):
     """784-512-256-128-64-[b]xk-64-128-256-512-784 (Durbha et al. 2022), with the
     widths, latent size b and bottleneck depth k taken from `settings`."""

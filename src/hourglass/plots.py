@@ -8,10 +8,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hourglass.activations import describe  # noqa: E402
+from hourglass.activations import describe, layer_region  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
 from hourglass.io import atomic_path, open_h5, read_json_attr, read_matrix, read_table  # noqa: E402
-from hourglass.models import layer_region  # noqa: E402
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -87,7 +86,8 @@ def consistency(table, paths, dpi=150):
         layer_axis(ax, layers)
         ax.set_title(f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)", pad=14)
         ax.axhline(0, color="grey", lw=0.5)
-    axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds)")
+    axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds,\n"
+                          "band: bootstrap interval over probe images)")
     axes[0, -1].legend(loc="lower left", fontsize=8)
     save(fig, paths, dpi)
 

@@ -121,7 +121,7 @@ def load_progress(path, identity, log):
     except Exception as error:  # a state from another version, or a damaged file
         log(f"cannot resume from {path} ({error}); starting over")
         return None
-    if progress["identity"] != identity:
+    if progress.get("identity") != identity:
         log(f"{path} holds progress of other settings or data; starting over")
         return None
     log(f"resuming after epoch {progress['epoch']}")
@@ -153,7 +153,8 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     x_train, _ = load_split(data, "train")
     x_val, _ = load_split(data, "val")
     input_shape = tuple(x_train.shape[1:])
-    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val)}
+    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val),
+                "device": device.type}
     x_train, x_val = x_train.to(device), x_val.to(device)
     model = build_model(settings["model"], input_shape).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
-from hourglass.config import check_config
+from hourglass.config import check_config, check_measures
 
 # Every problem, named by its key, before anything runs.
 check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -19,6 +19,8 @@ check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.s
 # validation fills every default into them too.
 VARIANT_OVERRIDES = copy.deepcopy(config["variants"])
 validate(config, "../schemas/config.schema.yaml")
+
+check_measures(config["similarity"]["measures"])
 
 STUDY_DIR = f"results/{config['study']}"
 DATA_FILE = f"{STUDY_DIR}/data/{config['data']['dataset']}.h5"
@@ -43,12 +45,19 @@ def to_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+def architecture_keys(model):
+    """The model settings without those its architecture ignores, so that
+    editing them re-trains nothing."""
+    ignored = {"fc": "channels", "conv": "widths"}[model["architecture"]]
+    return {k: v for k, v in model.items() if k != ignored}
+
+
 def variant_settings(variant):
     """Everything training `variant` depends on."""
     override = VARIANT_OVERRIDES[variant]
     return {
         "variant": variant,
-        "model": {**config["model"], **override.get("model", {})},
+        "model": architecture_keys({**config["model"], **override.get("model", {})}),
         "training": {**config["training"], **override.get("training", {})},
         "checkpoints": sorted(config["checkpoints"]),
     }

@@ -8,7 +8,11 @@ rule data:
     output:
         DATA_FILE,
     params:
-        settings=to_json({k: v for k, v in config["data"].items() if k != "dataset"}),
+        # Where the dataset comes from (root, download) changes no byte of the
+        # file: it reaches the command, not the params, so it re-runs nothing.
+        settings=to_json(
+            {k: v for k, v in config["data"].items() if k not in ("root", "download")}
+        ),
         code=code_hash("data"),
     threads: 1
     resources:
@@ -17,5 +21,6 @@ rule data:
     log:
         f"{STUDY_DIR}/logs/data.log",
     shell:
-        "python -m hourglass data --dataset {config[data][dataset]} --out {output}"
+        "python -m hourglass data --root {config[data][root]:q}"
+        " --download {config[data][download]} --out {output}"
         " --settings {params.settings:q} > {log} 2>&1"

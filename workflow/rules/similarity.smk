@@ -65,6 +65,7 @@ rule measure:
     resources:
         mem_mb=lambda w: int(1024 * (config["similarity"]["max_memory_gb"] or 8) + 2000),
         runtime=120,
+        gpu=int(config["similarity"]["device"] == "cuda"),
     log:
         f"{STUDY_DIR}/logs/measures/{{measure}}.log",
     shell:

@@ -1,8 +1,9 @@
 """All-pairs comparisons of a study's representations with one similarity
 measure: every (variant, seed, checkpoint, layer) against every other.
 
-A layer that maps every probe image alike (a dead layer) has no similarity
-to anything under any measure; it is left out of the computation, its row
+A layer that tells no probe images apart (a dead layer: every image alike,
+or for RSA an RDM with all dissimilarities equal) has no similarity to
+anything; it is left out of the computation, its row
 and column are NaN, and its `constant` label says why.
 """
 
@@ -10,12 +11,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import describe, read_layer
-from hourglass.analyses.consistency import checkpoint_epoch
+from hourglass.activations import checkpoint_epoch, describe, read_layer
 from hourglass.io import write_matrix, write_table
-from hourglass.similarity import all_pairs
+from hourglass.similarity import all_pairs, rdm, upper_triangle
 
-LABELS = ["variant", "seed", "epoch", "layer", "layer_index"]
+LABELS = ["variant", "seed", "epoch", "trained_epochs", "layer", "layer_index"]
 
 
 def representations(files):
@@ -25,24 +25,31 @@ def representations(files):
         attrs = describe(path)
         for index, layer in enumerate(attrs["layer_names"]):
             rows.append(dict(variant=attrs["variant"], seed=int(attrs["seed"]),
-                             epoch=checkpoint_epoch(attrs["checkpoint"]), layer=layer,
-                             layer_index=index))
+                             epoch=checkpoint_epoch(attrs["checkpoint"]),
+                             trained_epochs=int(attrs["epoch"]), layer=layer, layer_index=index))
             loaders.append(lambda path=path, layer=layer: read_layer(path, layer))
     return pd.DataFrame(rows), loaders
 
 
-def is_constant(X):
-    return bool((X == X[:1]).all())
+def is_degenerate(X, measure, options):
+    """True for a representation no similarity is defined for: every probe image
+    alike, or, for RSA, an RDM with every dissimilarity equal (e.g. one unit)."""
+    if (X == X[:1]).all():
+        return True
+    if measure == "rsa":
+        T = upper_triangle(rdm(X, options.get("metric", "correlation")))
+        return bool(T.max() == T.min())
+    return False
 
 
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
             log=print):
     """The R x R matrix of `measure` over every representation in `files`, and its labels."""
     labels, loaders = representations(files)
-    labels["constant"] = [is_constant(load()) for load in loaders]
+    labels["constant"] = [is_degenerate(load(), measure, options) for load in loaders]
     for row in labels[labels["constant"]].itertuples():
-        log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer} is the same "
-            f"for every probe image (a dead layer); left out of {measure}")
+        log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer} tells no "
+            f"probe images apart (a dead layer); left out of {measure}")
     keep = np.flatnonzero(~labels["constant"].to_numpy())
     names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
@@ -66,6 +73,9 @@ def tidy(matrix, labels):
 def run(files, measure, settings, out_h5, out_csv, threads=1):
     """The pipeline's stage for one measure: matrix to HDF5, pairs to CSV."""
     torch.set_num_threads(threads)
+    if settings["device"] == "cuda" and not torch.cuda.is_available():
+        raise ValueError("similarity.device is 'cuda' but this job sees no CUDA device; "
+                         "set similarity.device: cpu or run the job on a GPU")
     matrix, labels = compare(files, measure, settings["options"], settings["dtype"],
                              settings["device"], settings["max_memory_gb"])
     write_matrix(out_h5, matrix, labels, measure, settings["options"])

@@ -11,9 +11,8 @@ import numpy as np
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import describe, read_layer
+from hourglass.activations import checkpoint_epoch, describe, layer_region, read_layer
 from hourglass.io import write_table
-from hourglass.models import layer_region
 from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 
 
@@ -113,11 +112,6 @@ def mds_2d(dissimilarity, seed=0):
     return mds.fit_transform(np.asarray(dissimilarity, dtype=np.float64))
 
 
-def checkpoint_epoch(label):
-    """The `epoch` column's value for a checkpoint label: 'epoch4' -> '4', 'final'."""
-    return label.removeprefix("epoch")
-
-
 def variant_consistency(files, n_boot, ci, seed, log=print):
     """RC per checkpoint and layer, and MDS of layers x seeds, for one variant.
 
@@ -144,6 +138,8 @@ def variant_consistency(files, n_boot, ci, seed, log=print):
             consistency.append(dict(
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
                 region=layer_region(layer), n_seeds=len(seeds), **stats,
+                trained_epochs_min=min(int(s[2]["epoch"]) for s in seeds),
+                trained_epochs_max=max(int(s[2]["epoch"]) for s in seeds),
                 constant_stimuli=max(constant_patterns(a) for a in acts),
                 constant_rdms=constant_rdms(rdms)))
             log(f"{variant} {label} {layer}: RC {stats['rc']:.3f} "
