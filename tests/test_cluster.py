@@ -140,7 +140,7 @@ def to_seconds(runtime):
 
 
 def test_cluster_tables_are_byte_identical_to_a_local_run(runs):
-    for table in ("consistency.csv", "mds.csv"):
+    for table in ("consistency.csv", "mds.csv", "linear_cka.csv", "procrustes.csv"):
         local = runs["local"] / "results" / "tiny" / "similarity" / table
         remote = runs["remote"] / "results" / "tiny" / "similarity" / table
         assert remote.read_bytes() == local.read_bytes(), table
@@ -154,10 +154,13 @@ def test_one_submission_per_seed_and_a_gpu_only_for_cuda_training(runs):
     # of a seed share one job (6 seeds, and the cancelled one again)
     groups = by_comment.pop("rule_seed_run_activations_train")
     assert len(groups) == 7
-    assert sorted(by_comment) == [
-        "rule_consistency_wildcards_latent4", "rule_consistency_wildcards_latent8",
-        "rule_figure_wildcards_consistency", "rule_figure_wildcards_mds",
-        "rule_figure_wildcards_reconstructions", "rule_figure_wildcards_training"]
+    measures = ("linear_cka", "procrustes")  # those of tests/tiny.yaml
+    figures = ["consistency", "mds", "reconstructions", "training"] + [
+        f"{m}_{view}" for m in measures for view in ("epochs", "layers", "seeds")]
+    assert sorted(by_comment) == sorted(
+        ["rule_consistency_wildcards_latent4", "rule_consistency_wildcards_latent8"]
+        + [f"rule_figure_wildcards_{f}" for f in figures]
+        + [f"rule_measure_wildcards_{m}" for m in measures])
     assert all(len(jobs) == 1 and "gpu" not in jobs[0].get("TresPerJob", "")
                for jobs in by_comment.values())
     seeds = {}
