@@ -13,6 +13,7 @@ from sklearn.manifold import MDS
 
 from hourglass.activations import checkpoint_epoch, describe, layer_region, read_layer
 from hourglass.io import write_table
+from hourglass.similarity.arrays import unit_rows
 from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 
 
@@ -23,9 +24,7 @@ def standardise(T):
     ReLU layer), has no defined r; it becomes zeros, so r = 0 with every RDM:
     a layer that tells no stimuli apart shares no structure with another.
     """
-    Z = T - T.mean(dim=-1, keepdim=True)
-    norm = Z.norm(dim=-1, keepdim=True)
-    return torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
+    return unit_rows(T, centre=True)
 
 
 def constant_rdms(rdms):

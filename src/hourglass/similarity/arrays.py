@@ -75,3 +75,13 @@ def representation_pair(X, Y, names, *, dtype=torch.float64, min_stimuli: int = 
     Y = representation(Y, names[1], dtype=dtype, device=X.device, min_stimuli=min_stimuli)
     check_same_stimuli(X.shape[0], Y.shape[0], names)
     return X, Y
+
+
+def unit_rows(Z: torch.Tensor, centre: bool) -> torch.Tensor:
+    """Rows of `Z` (centred first when `centre`) scaled to unit norm, so that
+    their inner products are Pearson r (or cosines). A row of norm 0, a
+    constant pattern, becomes zeros: r = 0 with every other row."""
+    if centre:
+        Z = Z - Z.mean(dim=-1, keepdim=True)
+    norm = Z.norm(dim=-1, keepdim=True)
+    return torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)

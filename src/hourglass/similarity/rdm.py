@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from hourglass.similarity.arrays import as_matrix
+from hourglass.similarity.arrays import as_matrix, unit_rows
 
 METRICS = ("correlation", "euclidean", "sqeuclidean", "cosine")
 
@@ -38,10 +38,7 @@ def rdm(X, metric: str = "correlation", *, name: str = "X", dtype=torch.float64)
 def dissimilarities(Z: torch.Tensor, metric: str) -> torch.Tensor:
     """The RDM of stimuli x features tensor `Z` under `metric` (see `rdm`)."""
     if metric in ("correlation", "cosine"):
-        if metric == "correlation":
-            Z = Z - Z.mean(dim=1, keepdim=True)
-        norm = Z.norm(dim=1, keepdim=True)
-        Z = torch.where(norm > 0, Z / norm.clamp_min(torch.finfo(Z.dtype).tiny), 0.0)
+        Z = unit_rows(Z, centre=metric == "correlation")
         D = 1.0 - Z @ Z.T
     elif metric in ("euclidean", "sqeuclidean"):
         # Summing squared differences (not |a|^2 + |b|^2 - 2 a.b through a
