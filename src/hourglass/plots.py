@@ -65,16 +65,27 @@ def layer_axis(ax, layers):
     ax.set_xlim(-0.5, len(layers) - 0.5)
 
 
-def consistency(table, paths, dpi=150):
-    """RC per layer: a panel per variant, a line per checkpoint, 95% interval shaded."""
+def layer_panels(table):
+    """A figure with a panel per variant whose x axis is its layers, regions
+    shaded: the figure, its axes, and (axis, variant, rows, layers) per panel."""
     variants = list(dict.fromkeys(table["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6),
                              sharey=True, squeeze=False)
-    colours = epoch_colours(table["epoch"])
+    panels = []
     for ax, variant in zip(axes[0], variants):
         rows = table[table["variant"] == variant]
         layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
         shade_regions(ax, layers)
+        layer_axis(ax, layers)
+        panels.append((ax, variant, rows, layers))
+    return fig, axes, panels
+
+
+def consistency(table, paths, dpi=150):
+    """RC per layer: a panel per variant, a line per checkpoint, bootstrap interval shaded."""
+    fig, axes, panels = layer_panels(table)
+    colours = epoch_colours(table["epoch"])
+    for ax, variant, rows, layers in panels:
         for epoch, colour in colours.items():
             line = rows[rows["epoch"] == epoch].sort_values("layer_index")
             if line.empty:
@@ -83,7 +94,6 @@ def consistency(table, paths, dpi=150):
                             color=colour, alpha=0.2, lw=0)
             ax.plot(line["layer_index"], line["rc"], marker="o", ms=3, color=colour,
                     label=epoch_label(epoch))
-        layer_axis(ax, layers)
         ax.set_title(f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)", pad=14)
         ax.axhline(0, color="grey", lw=0.5)
     axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds,\n"
@@ -221,14 +231,9 @@ def measure_layers(matrix, labels, measure, paths, dpi=150):
 def measure_seeds(matrix, labels, measure, paths, dpi=150):
     """Each layer compared with the same layer of the other seeds: mean over
     seed pairs with ±1 standard deviation, a line per checkpoint."""
-    variants = list(dict.fromkeys(labels["variant"]))
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.6),
-                             sharey=True, squeeze=False)
+    fig, axes, panels = layer_panels(labels)
     colours = epoch_colours(labels["epoch"])
-    for ax, variant in zip(axes[0], variants):
-        rows = labels[labels["variant"] == variant]
-        layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
-        shade_regions(ax, layers)
+    for ax, variant, rows, layers in panels:
         for epoch, colour in colours.items():
             means, sds = [], []
             for layer in layers:
@@ -241,7 +246,6 @@ def measure_seeds(matrix, labels, measure, paths, dpi=150):
                             alpha=0.2, lw=0)
             ax.plot(range(len(layers)), means, marker="o", ms=3, color=colour,
                     label=epoch_label(epoch))
-        layer_axis(ax, layers)
         ax.set_title(f"{variant} ({rows['seed'].nunique()} seeds)", pad=14)
     axes[0, 0].set_ylabel(f"{measure}, same layer across seeds")
     axes[0, -1].legend(fontsize=8)
