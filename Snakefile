@@ -13,10 +13,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-# Every rule's software, for --software-deployment-method conda.
-conda: "envs/hourglass.yaml"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

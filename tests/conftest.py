@@ -22,7 +22,7 @@ def workflow_copy(tmp_path_factory):
     """A function that copies the workflow (and tests/tiny.yaml) to a new folder."""
     def copy(name="workflow"):
         root = tmp_path_factory.mktemp(name)
-        for entry in ("Snakefile", "config.yaml", "workflow", "src", "envs"):
+        for entry in ("Snakefile", "config.yaml", "workflow", "src"):
             src = REPO / entry
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / entry)
         shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")

@@ -1,6 +1,4 @@
 rule activations:
-    group:
-        "seed_run"
     input:
         data=DATA_FILE,
         checkpoints=rules.train.output.checkpoints,
@@ -10,14 +8,18 @@ rule activations:
             checkpoint=CHECKPOINTS,
             allow_missing=True,
         ),
-    params:
-        code=code_hash("activations"),
+    log:
+        f"{STUDY_DIR}/logs/activations/{{variant}}/seed{{seed}}.log",
+    group:
+        "seed_run"
+    conda:
+        "../envs/hourglass.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    log:
-        f"{STUDY_DIR}/logs/activations/{{variant}}/seed{{seed}}.log",
+    params:
+        code=code_hash("activations"),
     shell:
         "python -m hourglass activations --data {input.data} --threads {threads}"
         " --checkpoints {input.checkpoints} --out {output} > {log} 2>&1"

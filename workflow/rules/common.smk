@@ -1,10 +1,10 @@
 # Config validation, the study's paths, and what each rule's params hold.
 import copy
 import re
+import shlex
 import sys
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -14,7 +14,9 @@ sys.path.insert(0, str(SRC_DIR))
 from hourglass.config import check_config, check_measures
 
 # Every problem, named by its key, before anything runs.
-check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+check_config(
+    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+)
 # Variants override only the keys they name: keep them as written, before
 # validation fills every default into them too.
 VARIANT_OVERRIDES = copy.deepcopy(config["variants"])
@@ -29,7 +31,9 @@ VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
 MEASURES = list(config["similarity"]["measures"])
 FIGURES = ["consistency", "mds", "training", "reconstructions"] + [
-    f"{measure}_{view}" for measure in MEASURES for view in ("layers", "seeds", "epochs")
+    f"{measure}_{view}"
+    for measure in MEASURES
+    for view in ("layers", "seeds", "epochs")
 ]
 
 
@@ -87,9 +91,9 @@ PACKAGE_DIR = SRC_DIR / "hourglass"
 
 # Jobs run the package from this checkout, whichever environment runs them,
 # so the code that runs is the code hashed above.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(SRC_DIR), os.environ.get("PYTHONPATH")])
-)
+# (Braces doubled twice: once for this f-string, once for the job's shell.)
+SRC_ON_PATH = f"{shlex.quote(str(SRC_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC_ON_PATH}; ")
 
 
 def code_hash(stage):
@@ -103,3 +107,21 @@ def code_hash(stage):
 
 def run_dir(w):
     return f"{STUDY_DIR}/{w.variant}/seed{w.seed}"
+
+
+def figure_inputs(w):
+    if w.figure in ("consistency", "mds"):
+        return f"{STUDY_DIR}/similarity/{w.figure}.csv"
+    if w.figure.rsplit("_", 1)[0] in MEASURES:
+        return f"{STUDY_DIR}/similarity/{w.figure.rsplit('_', 1)[0]}.h5"
+    if w.figure == "training":
+        return expand(
+            f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",
+            variant=VARIANTS,
+            seed=SEEDS,
+        )
+    # reconstructions: the probe images and the first seed's final output layer
+    return [DATA_FILE] + expand(
+        f"{STUDY_DIR}/{{variant}}/seed{SEEDS[0]}/activations/final.h5",
+        variant=VARIANTS,
+    )

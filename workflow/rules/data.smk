@@ -7,20 +7,24 @@ localrules:
 rule data:
     output:
         DATA_FILE,
-    params:
-        # Where the dataset comes from (root, download) changes no byte of the
-        # file: it reaches the command, not the params, so it re-runs nothing.
-        settings=to_json(
-            {k: v for k, v in config["data"].items() if k not in ("root", "download")}
-        ),
-        code=code_hash("data"),
+    log:
+        f"{STUDY_DIR}/logs/data.log",
+    conda:
+        "../envs/hourglass.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    log:
-        f"{STUDY_DIR}/logs/data.log",
+        # Where the dataset comes from changes no byte of the file: resources,
+        # unlike params, are no re-run trigger, so moving it re-runs nothing.
+        root=config["data"]["root"],
+        download=str(config["data"]["download"]),
+    params:
+        settings=to_json(
+            {k: v for k, v in config["data"].items() if k not in ("root", "download")}
+        ),
+        code=code_hash("data"),
     shell:
-        "python -m hourglass data --root {config[data][root]:q}"
-        " --download {config[data][download]} --out {output}"
+        "python -m hourglass data --root {resources.root:q}"
+        " --download {resources.download} --out {output}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -9,15 +9,19 @@ rule consistency:
     output:
         consistency=f"{STUDY_DIR}/similarity/{{variant}}/consistency.csv",
         mds=f"{STUDY_DIR}/similarity/{{variant}}/mds.csv",
-    params:
-        settings=to_json({k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")}),
-        code=code_hash("similarity"),
+    log:
+        f"{STUDY_DIR}/logs/consistency/{{variant}}.log",
+    conda:
+        "../envs/hourglass.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    log:
-        f"{STUDY_DIR}/logs/consistency/{{variant}}.log",
+    params:
+        settings=to_json(
+            {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")}
+        ),
+        code=code_hash("similarity"),
     shell:
         "python -m hourglass consistency --activations {input} --threads {threads}"
         " --out-consistency {output.consistency} --out-mds {output.mds}"
@@ -38,10 +42,12 @@ rule gather_similarity:
     output:
         consistency=f"{STUDY_DIR}/similarity/consistency.csv",
         mds=f"{STUDY_DIR}/similarity/mds.csv",
-    params:
-        code=code_hash("similarity"),
     log:
         f"{STUDY_DIR}/logs/gather_similarity.log",
+    conda:
+        "../envs/hourglass.yaml"
+    params:
+        code=code_hash("similarity"),
     shell:
         "(python -m hourglass gather --tables {input.consistency} --out {output.consistency}"
         " && python -m hourglass gather --tables {input.mds} --out {output.mds}) > {log} 2>&1"
@@ -58,16 +64,18 @@ rule measure:
     output:
         h5=f"{STUDY_DIR}/similarity/{{measure}}.h5",
         csv=f"{STUDY_DIR}/similarity/{{measure}}.csv",
-    params:
-        settings=lambda w: to_json(measure_settings(w.measure)),
-        code=code_hash("measures"),
+    log:
+        f"{STUDY_DIR}/logs/measures/{{measure}}.log",
+    conda:
+        "../envs/hourglass.yaml"
     threads: 2
     resources:
         mem_mb=lambda w: int(1024 * (config["similarity"]["max_memory_gb"] or 8) + 2000),
         runtime=120,
         gpu=int(config["similarity"]["device"] == "cuda"),
-    log:
-        f"{STUDY_DIR}/logs/measures/{{measure}}.log",
+    params:
+        settings=lambda w: to_json(measure_settings(w.measure)),
+        code=code_hash("measures"),
     shell:
         "python -m hourglass measure {wildcards.measure} --activations {input}"
         " --threads {threads} --out-h5 {output.h5} --out-csv {output.csv}"

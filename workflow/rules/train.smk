@@ -1,9 +1,4 @@
 rule train:
-    # One submission per variant and seed on a cluster: this seed's training
-    # and its activations (same group, connected) run in one job, so a study
-    # queues one job per seed instead of two. Inactive in local runs.
-    group:
-        "seed_run"
     input:
         data=DATA_FILE,
     output:
@@ -13,10 +8,15 @@ rule train:
             allow_missing=True,
         ),
         metrics=f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",
-    params:
-        settings=lambda w: to_json(variant_settings(w.variant)),
-        out_dir=run_dir,
-        code=code_hash("train"),
+    log:
+        f"{STUDY_DIR}/logs/train/{{variant}}/seed{{seed}}.log",
+    # One submission per variant and seed on a cluster: this seed's training
+    # and its activations (same group, connected) run in one job, so a study
+    # queues one job per seed instead of two. Inactive in local runs.
+    group:
+        "seed_run"
+    conda:
+        "../envs/hourglass.yaml"
     # Threads are the same under every executor (the cluster's cpus per
     # task are these): torch's sums may depend on the thread count.
     threads: 1
@@ -25,8 +25,10 @@ rule train:
         runtime=120,
         # One GPU per job for variants that train on CUDA; none otherwise.
         gpu=lambda w: int(variant_settings(w.variant)["training"]["device"] == "cuda"),
-    log:
-        f"{STUDY_DIR}/logs/train/{{variant}}/seed{{seed}}.log",
+    params:
+        settings=lambda w: to_json(variant_settings(w.variant)),
+        out_dir=run_dir,
+        code=code_hash("train"),
     shell:
         "python -m hourglass train --data {input.data} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --threads {threads}"
