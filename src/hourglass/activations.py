@@ -61,7 +61,11 @@ def describe(path):
 def read_layer(path, layer):
     """One layer's activations (stimuli x units, flattened) as float64."""
     with open_h5(path, "activations") as f:
-        if layer not in f["layers"]:
+        if "layers" not in f or layer not in f["layers"]:
             raise ValueError(f"activations file {path} has no layer {layer!r}; delete it and re-run")
-        act = f["layers"][layer][()]
+        try:
+            act = f["layers"][layer][()]
+        except (OSError, RuntimeError) as error:  # a damaged chunk
+            raise OSError(f"cannot read layer {layer!r} of activations file {path} ({error}); "
+                          "delete it and re-run snakemake, which writes it again") from error
     return act.reshape(len(act), -1).astype(np.float64)

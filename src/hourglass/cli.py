@@ -26,7 +26,9 @@ def stage_train(args):
 
 def stage_activations(args):
     from hourglass.activations import record
+    from hourglass.checks import check_checkpoints
 
+    check_checkpoints(args.checkpoints, args.data)  # all of them, before recording any
     for checkpoint, out in zip(args.checkpoints, args.out):
         record(checkpoint, args.data, out, threads=args.threads)
 

@@ -10,6 +10,12 @@ import pandas as pd
 
 from hourglass import __version__
 
+# The layout of every file hourglass writes (HDF5 files and checkpoints). Bump
+# it whenever a reader of this version could not read what an older version
+# wrote, or the reverse; files of another format are refused with a message
+# naming the file, its writer and what to do (hourglass.checks.check_format).
+FORMAT_VERSION = 1
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -31,6 +37,7 @@ def atomic_path(path):
 def write_attrs(obj, **attrs):
     """Store attributes on an HDF5 object; dicts and lists as JSON text."""
     obj.attrs["hourglass_version"] = __version__
+    obj.attrs["format_version"] = FORMAT_VERSION
     for key, value in attrs.items():
         if isinstance(value, (dict, list, tuple)):
             value = json.dumps(value, sort_keys=True)
@@ -43,12 +50,16 @@ def read_json_attr(obj, key):
 
 def open_h5(path, what: str) -> h5py.File:
     """Open an HDF5 file read-only, saying which file and what to do if it is broken."""
+    if not Path(path).exists():
+        raise FileNotFoundError(
+            f"there is no {what} file {path}; run snakemake, which makes it (or check the path)")
     try:
         return h5py.File(path, "r")
     except OSError as error:
         raise OSError(
-            f"cannot read {what} file {path}: {error}. Delete it and re-run "
-            "snakemake so that it is written again."
+            f"cannot read {what} file {path}: {error}. It is damaged or truncated "
+            "(a copy or a disk that failed?): delete it and re-run snakemake so that "
+            "it is written again."
         ) from error
 
 
@@ -80,7 +91,10 @@ def write_matrix(path, matrix, labels, measure, options):
 
 def read_matrix(path):
     """The all-pairs matrix of a measure's file and its labels."""
+    from hourglass.checks import check_format
+
     with open_h5(path, "similarity matrix") as f:
+        check_format(path, f.attrs, "similarity matrix")
         labels = pd.DataFrame({c: f["labels"][c][()] for c in read_json_attr(f, "labels")})
         matrix = f["matrix"][()]
     for column in labels:

@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hourglass.activations import describe, layer_region  # noqa: E402
+from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
 from hourglass.io import atomic_path, open_h5, read_json_attr, read_matrix, read_table  # noqa: E402
 
@@ -184,6 +185,7 @@ def draw(kind, inputs, paths, settings):
         training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
     elif kind == "reconstructions":
         data, *activation_files = inputs
+        check_activation_files(activation_files, layers=["output"])
         x, y = load_split(data, "probe")
         with open_h5(data, "dataset") as f:
             classes = read_json_attr(f, "classes")

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from hourglass import __version__
 from hourglass.data import load_split
-from hourglass.io import atomic_path
+from hourglass.io import FORMAT_VERSION, atomic_path
 from hourglass.models import build_model
 
 LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
@@ -101,6 +101,7 @@ def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
         "seed": seed,
         "epoch": epoch,
         "hourglass_version": __version__,
+        "format_version": FORMAT_VERSION,
     }, path)
 
 
@@ -154,7 +155,7 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     x_val, _ = load_split(data, "val")
     input_shape = tuple(x_train.shape[1:])
     identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val),
-                "device": device.type}
+                "device": device.type, "format": FORMAT_VERSION}
     x_train, x_val = x_train.to(device), x_val.to(device)
     model = build_model(settings["model"], input_shape).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
@@ -257,9 +258,9 @@ def publish(work, out_dir, names, variant, seed, rows):
 
 
 def load_checkpoint(path):
-    """A trained model and its checkpoint record, read without running pickled code."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model = build_model(state["model"], state["input_shape"])
-    model.load_state_dict(state["state_dict"])
-    model.eval()
-    return model, state
+    """A trained model and its checkpoint record, read without running pickled code
+    (torch.load weights_only=True); a damaged checkpoint, one of another file
+    format or one whose weights do not fit its settings raises InputError."""
+    from hourglass.checks import load_checkpoint as checked
+
+    return checked(path)

@@ -87,6 +87,9 @@ STAGE_CODE = {
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
     "figures": ["plots.py", "activations.py", "data.py", "io.py"],
 }
+# Every stage checks its input files before computing (hourglass.checks).
+for modules in STAGE_CODE.values():
+    modules.append("checks.py")
 PACKAGE_DIR = SRC_DIR / "hourglass"
 
 # Jobs run the package from this checkout, whichever environment runs them,

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from hourglass.activations import checkpoint_epoch, describe, read_layer
+from hourglass.checks import check_activation_files
 from hourglass.io import write_matrix, write_table
 from hourglass.similarity import all_pairs, rdm, upper_triangle
 
@@ -72,6 +73,7 @@ def tidy(matrix, labels):
 
 def run(files, measure, settings, out_h5, out_csv, threads=1):
     """The pipeline's stage for one measure: matrix to HDF5, pairs to CSV."""
+    check_activation_files(files)  # all of them, before any compute
     torch.set_num_threads(threads)
     if settings["device"] == "cuda" and not torch.cuda.is_available():
         raise ValueError("similarity.device is 'cuda' but this job sees no CUDA device; "

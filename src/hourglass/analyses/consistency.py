@@ -12,6 +12,7 @@ import torch
 from sklearn.manifold import MDS
 
 from hourglass.activations import checkpoint_epoch, describe, layer_region, read_layer
+from hourglass.checks import check_activation_files
 from hourglass.io import write_table
 from hourglass.similarity.arrays import unit_rows
 from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
@@ -155,6 +156,7 @@ def variant_consistency(files, n_boot, ci, seed, log=print):
 
 def run(files, settings, out_consistency, out_mds, threads=1):
     """The pipeline's consistency stage for one variant: tables to CSV."""
+    check_activation_files(files, one_variant=True)  # all of them, before any compute
     torch.set_num_threads(threads)
     rows, mds = variant_consistency(files, settings["bootstrap"], settings["ci"], settings["seed"])
     write_table(rows, out_consistency)
