@@ -8,6 +8,7 @@ the files small and the scaling exact.
 """
 
 import gzip
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,10 @@ class DatasetMissing(FileNotFoundError):
     pass
 
 
+class DatasetDamaged(ValueError):
+    """A dataset's source file that exists but cannot be read (truncated, corrupt)."""
+
+
 def _digits(root, download, split_seed):
     """scikit-learn's 8x8 digits (shipped inside the package): 1797 images."""
     from sklearn.datasets import load_digits
@@ -49,13 +54,33 @@ def _digits(root, download, split_seed):
     )
 
 
-def _read_idx_gz(path):
-    """Read a gzipped IDX file (the MNIST format) into a NumPy array."""
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
+def _read_idx(path, how_to_get=""):
+    """Read an IDX file (the MNIST format; gzipped if its name ends in .gz) into
+    a NumPy array; a truncated or corrupt file raises DatasetDamaged naming it."""
+    path = Path(path)
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:  # gzip: a cut-off stream or not gzip at all
+        raise DatasetDamaged(f"dataset file {path} cannot be read ({error}): it is truncated or "
+                             f"damaged. Delete it and get it again. {how_to_get}") from error
+    ndim = raw[3] if len(raw) >= 4 else 0
+    header = 4 + 4 * ndim
+    if len(raw) < 4 or raw[:3] != b"\0\0\x08" or len(raw) < header:
+        raise DatasetDamaged(f"dataset file {path} is not an IDX file of unsigned bytes (its "
+                             f"header is damaged or cut off). Delete it and get it again. "
+                             f"{how_to_get}")
     shape = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    if len(raw) - header != np.prod(shape):
+        raise DatasetDamaged(
+            f"dataset file {path} is truncated or damaged: its header promises {list(shape)} "
+            f"= {np.prod(shape)} bytes of data, it holds {len(raw) - header}. Delete it and "
+            f"get it again. {how_to_get}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _read_idx_gz(path):
+    return _read_idx(path)
 
 
 def _torchvision(name, cls_name, how_to_get):
@@ -63,14 +88,24 @@ def _torchvision(name, cls_name, how_to_get):
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, cls_name)
+        # torchvision reads cut-off IDX files into a reshape error naming no
+        # file: check the MNIST-like raw files first.
+        raw = Path(root) / cls_name / "raw"
+        for path in sorted(raw.glob("*-ubyte")) if raw.is_dir() else []:
+            _read_idx(path, f"To get it: {how_to_get}")
         try:
             train = cls(root, train=True, download=download)
             test = cls(root, train=False, download=download)
         except RuntimeError as error:
             raise DatasetMissing(
-                f"dataset {name!r} was not found in {Path(root).resolve()} ({error}). "
-                f"To get it: {how_to_get}"
+                f"dataset {name!r} was not found in {Path(root).resolve()}, or is damaged "
+                f"there ({error}). To get it: {how_to_get}"
             ) from error
+        except (EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+            raise DatasetDamaged(
+                f"dataset {name!r} in {Path(root).resolve()} cannot be read "
+                f"({type(error).__name__}: {error}): a file is truncated or damaged. Delete "
+                f"it and get it again. To get it: {how_to_get}") from error
 
         def images(ds):
             x = np.asarray(ds.data, dtype=np.uint8)
@@ -91,6 +126,9 @@ _fashion_torchvision = _torchvision(
 )
 
 
+DEBIAN_HINT = "(`apt-get install --reinstall dataset-fashion-mnist` restores Debian's copy.)"
+
+
 def _fashion_mnist(root, download, split_seed):
     """Fashion-MNIST from torchvision's layout, or from one folder of gzipped
     IDX files as Debian's dataset-fashion-mnist package installs them."""
@@ -98,8 +136,9 @@ def _fashion_mnist(root, download, split_seed):
     if (root / "train-images-idx3-ubyte.gz").exists():
         x, y = {}, {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            x[split] = _read_idx_gz(root / f"{prefix}-images-idx3-ubyte.gz")[:, None]
-            y[split] = _read_idx_gz(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+            x[split] = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", DEBIAN_HINT)[:, None]
+            y[split] = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz",
+                                 DEBIAN_HINT).astype(np.int64)
         import torchvision.datasets
 
         return Source(x["train"], y["train"], x["test"], y["test"], scale=1 / 255,
@@ -119,11 +158,12 @@ DATASETS = {
 }
 
 
-def stratified_subset(labels, size, seed, what):
+def stratified_subset(labels, size, seed, what, items="items"):
     """Indices of a class-stratified, seeded subset of `size` items, sorted."""
     n = len(labels)
     if size > n:
-        raise ValueError(f"{what} is {size} but only {n} items are available; lower it")
+        raise ValueError(f"{what} is {size} but only {n} {items} are available; set {what} "
+                         f"to at most {n} in the config")
     if size == n:
         return np.arange(n)
     keep, _ = train_test_split(np.arange(n), train_size=size, stratify=labels, random_state=seed)
@@ -141,9 +181,11 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
     )
     idx_val = np.sort(idx_val)
     if train_size is not None:
-        idx_fit = idx_fit[stratified_subset(src.train_y[idx_fit], train_size, split_seed, "data.train_size")]
+        idx_fit = idx_fit[stratified_subset(src.train_y[idx_fit], train_size, split_seed, "data.train_size",
+                                             "training images (after the validation split)")]
     idx_fit = np.sort(idx_fit)
-    idx_probe = stratified_subset(src.test_y, probe_size, split_seed, "data.probe_size")
+    idx_probe = stratified_subset(src.test_y, probe_size, split_seed, "data.probe_size",
+                                  f"test images of {name!r}")
     splits = {
         "train": (src.train_x[idx_fit], src.train_y[idx_fit]),
         "val": (src.train_x[idx_val], src.train_y[idx_val]),
@@ -165,9 +207,10 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
 
 def load_split(path, split):
     """Images of one split as float32 in [0, 1] (N x C x H x W) and their labels."""
+    from hourglass.checks import check_dataset
+
     with open_h5(path, "dataset") as f:
-        if split not in f:
-            raise ValueError(f"dataset file {path} has no split {split!r}; delete it and re-run")
+        check_dataset(path, f)
         x = torch.from_numpy(f[split]["x"][()]).float() * float(f.attrs["scale"])
         y = torch.from_numpy(f[split]["y"][()])
     return x, y
