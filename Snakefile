@@ -1,14 +1,22 @@
 # hourglass: train autoencoders under many seeds, record every layer, and
 # measure how consistent their representations are. See README.md.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from hourglass.config import read_config_file
 
 # config.yaml is the default study. A study given with --configfile stands
 # alone (Snakemake would otherwise merge it into config.yaml, variants too);
 # more --configfile files after it override parts of it.
 if not workflow.overwrite_configfiles:
+    # Snakemake's own parse error names neither the file nor the line.
+    if Path("config.yaml").exists():
+        read_config_file("config.yaml")
 
     configfile: "config.yaml"
 

@@ -10,6 +10,33 @@ class ConfigError(ValueError):
     pass
 
 
+def read_config_file(path):
+    """A config file read with YAML's safe loader (no Python objects), or
+    ConfigError naming the file and the line where it does not parse."""
+    try:
+        with open(path) as f:
+            config = yaml.safe_load(f)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"config file {path} does not parse as YAML{where}: {problem}. "
+                          "Fix it there (mind the indentation; tabs are not allowed).") from error
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} holds a {type(config).__name__}, not a mapping "
+                          "of keys (study:, variants:, ...)")
+    return config
+
+
+def merge(base, override):
+    """`override` merged into `base` key by key, as Snakemake merges config files."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (merge(out[key], value) if isinstance(value, dict)
+                    and isinstance(out.get(key), dict) else value)
+    return out
+
+
 def load_schema(path):
     with open(path) as f:
         return yaml.safe_load(f)
@@ -57,3 +84,30 @@ def check_config(config, schema_path):
         problems = "\n".join(f"  - {describe_error(e)}" for e in errors)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
                           f"{Path(schema_path).name} (workflow/schemas/).")
+
+
+def main(argv=None):
+    """`python -m hourglass.config STUDY.yaml [OVERRIDE.yaml ...]`: parse the files,
+    merge them in order as `snakemake --configfile` does, and check the result.
+
+    Snakemake's own message for a --configfile that does not parse names no
+    file and no line; this one does."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    try:
+        config = {}
+        for path in paths:
+            config = merge(config, read_config_file(path))
+        check_config(config, schema)
+        check_measures(config.get("similarity", {}).get("measures"))
+    except (ConfigError, OSError) as error:
+        print(f"{' '.join(map(str, paths))}: {error}", file=sys.stderr)
+        return 1
+    print(f"{' '.join(map(str, paths))}: config OK")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
