@@ -44,11 +44,13 @@ def check_format(path, attrs, what):
     writer = _plain(attrs.get("hourglass_version", "an unknown version"))
     layout = ("a file format from before format versions (no format_version)"
               if found is None else f"file format {found}")
+    other = (f", or read these results with hourglass {writer}"
+             if writer not in (__version__, "an unknown version") else "")
     raise InputError(
         f"{what} file {path} was written by hourglass {writer} in {layout}; this is "
-        f"hourglass {__version__}, which reads file format {FORMAT_VERSION} only. Either "
-        f"re-run the study with this version (`snakemake --forceall`, or delete the study's "
-        f"results folder and run snakemake), or use hourglass {writer} to read these results.")
+        f"hourglass {__version__}, which reads file format {FORMAT_VERSION} only. Re-run the "
+        f"study with this version (`snakemake --forceall`, or delete the study's results "
+        f"folder and run snakemake){other}.")
 
 
 def _problems(check):
@@ -130,7 +132,7 @@ def check_activation_files(paths, layers=(), one_variant=False):
             f"the activation files disagree on the number of probe images: most hold {usual}, "
             f"but {odd}. They were recorded on different dataset files: delete the odd ones "
             "and re-run snakemake")
-    if one_variant and described:
+    if one_variant and described and not problems:
         problems += _one_variant(described)
     if problems:
         raise InputError(f"{len(problems)} problem(s) with the {len(paths)} activation files "
@@ -143,8 +145,8 @@ def _one_variant(described):
     problems = []
     variants = {attrs["variant"] for attrs, _ in described.values()}
     if len(variants) > 1:
-        problems.append(f"the activation files are of several variants ({', '.join(sorted(variants))}); "
-                        "the consistency stage compares the seeds of one variant")
+        return [f"the activation files are of several variants ({', '.join(sorted(variants))}); "
+                "the consistency stage compares the seeds of one variant"]
     runs = defaultdict(list)
     for path, (attrs, _) in described.items():
         runs[attrs["checkpoint"]].append((attrs["seed"], path, attrs["layer_names"]))
@@ -198,7 +200,9 @@ def read_checkpoint(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0]
+        lines = str(error).strip().splitlines()
+        reason = next((line.strip() for line in lines if "unsupported" in line.lower()),
+                      lines[0].split(".")[0] if lines else "")
         raise InputError(
             f"checkpoint {path} holds objects other than tensors and plain data, which "
             "hourglass refuses to load since unpickling them could run code hidden in the "

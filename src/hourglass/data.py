@@ -73,7 +73,7 @@ def _read_idx(path, how_to_get=""):
     shape = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(int)
     if len(raw) - header != np.prod(shape):
         raise DatasetDamaged(
-            f"dataset file {path} is truncated or damaged: its header promises {list(shape)} "
+            f"dataset file {path} is truncated or damaged: its header promises {shape.tolist()} "
             f"= {np.prod(shape)} bytes of data, it holds {len(raw) - header}. Delete it and "
             f"get it again. {how_to_get}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
