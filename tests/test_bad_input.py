@@ -5,7 +5,9 @@ nanosecond of their mtime).
 
 Stages run through their real entry point (`python -m hourglass <stage>`'s
 `main`, in process); configs and paths through `snakemake` (marked slow).
-Every bad input is one test case (BAD_INPUTS below counts them).
+Every test case tries one bad input, except three controls
+(test_the_stages_run_on_good_input, test_every_torch_load_and_yaml_read_is_safe,
+test_a_target_inside_the_study_is_planned): 62 bad inputs in all.
 """
 
 import gzip
@@ -314,6 +316,26 @@ def test_similarity_matrix_of_an_older_format(study, capsys):
           "format from before format versions")
 
 
+def test_unknown_measure_at_the_measure_stage(study, capsys):
+    argv = measure(study, acts(study))
+    argv[1] = "cka"
+    fails(capsys, study, argv, "unknown similarity measure 'cka'; known: rsa: ", "linear_cka: ")
+
+
+def test_unknown_model_at_the_train_stage(study, capsys):
+    s = settings("latent4", 4)
+    s["model"]["architecture"] = "resnet"
+    fails(capsys, study, ["train", "--data", study / "data" / "digits.h5", "--seed", 0,
+                          "--out-dir", study / "new", "--settings", json.dumps(s)],
+          "unknown model 'resnet'; known: fc, conv")
+
+
+def test_unknown_figure(study, capsys):
+    fails(capsys, study, ["figure", "heatmap", "--inputs", study / "data" / "digits.h5",
+                          "--out", study / "figures" / "heatmap.png"],
+          "unknown figure 'heatmap'; known: consistency, mds, training, reconstructions")
+
+
 # ------------------------------------------------------------ checkpoints
 
 
@@ -530,7 +552,7 @@ def test_no_wildcard_matches_a_path_outside_the_study(workflow, target):
 def ran(workflow_copy):
     """The tiny study run by snakemake up to the consistency tables."""
     root = workflow_copy("ran")
-    snakemake(root, "--configfile", "tiny.yaml", "results/tiny/similarity/consistency.csv")
+    snakemake(root, "--configfile", "tiny.yaml", "--", "results/tiny/similarity/consistency.csv")
     return root
 
 
@@ -544,8 +566,8 @@ def snakemake_fails(root, log, *expected):
     `expected`, and leave every finished file as it was."""
     results = root / "results" / "tiny"
     before = {p: v for p, v in snapshot(results).items() if not str(p).startswith("logs")}
-    result = snakemake(root, "--configfile", "tiny.yaml", "results/tiny/similarity/consistency.csv",
-                       check=False)
+    result = snakemake(root, "--configfile", "tiny.yaml", "--",
+                       "results/tiny/similarity/consistency.csv", check=False)
     assert result.returncode != 0
     message = (results / "logs" / log).read_text()
     for text in expected:
