@@ -53,12 +53,14 @@ def check_format(path, attrs, what):
         f"folder and run snakemake){other}.")
 
 
-def _problems(check):
+def _problems(check, path, what):
     """Run `check()`, turning the errors it raises into a list of messages."""
     try:
         return check() or []
     except (InputError, OSError) as error:
         return [str(error)]
+    except (KeyError, TypeError, AttributeError, RuntimeError) as error:  # odd metadata
+        return [f"cannot read {what} {path} ({type(error).__name__}: {error}); {REWRITE}"]
 
 
 # ---------------------------------------------------------------- activations
@@ -121,7 +123,7 @@ def check_activation_files(paths, layers=(), one_variant=False):
             if absent:
                 return [f"activations file {path} has no layer {', '.join(absent)}, which this "
                         f"stage needs; {REWRITE}"]
-        problems += _problems(one)
+        problems += _problems(one, path, "activations file")
     counts = defaultdict(list)
     for path, (_, n) in described.items():
         counts[n].append(str(path))
@@ -272,7 +274,7 @@ def check_checkpoints(paths, data):
                 return [f"checkpoint {path} is a model of {state['input_shape']} inputs, but the "
                         f"probe images of {data} are {image_shape}: it belongs to another "
                         f"study or dataset; {REWRITE}"]
-        problems += _problems(one)
+        problems += _problems(one, path, "checkpoint")
     if problems:
         raise InputError(f"{len(problems)} problem(s) with the {len(paths)} checkpoints this "
                          "stage reads; nothing was written:\n  - " + "\n  - ".join(problems))
