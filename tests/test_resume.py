@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import REPO
 from hourglass.activations import record
 
 # Wide layers make each save take milliseconds (a window a kill can hit) and an
@@ -28,7 +29,8 @@ def start(digits_file, out, settings=SETTINGS):
     return subprocess.Popen(
         [sys.executable, "-m", "hourglass", "train", "--data", str(digits_file), "--seed", "0",
          "--out-dir", str(out), "--settings", json.dumps(settings)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")))  # this checkout's code
 
 
 def finish(digits_file, out, settings=SETTINGS):
