@@ -21,7 +21,8 @@ def stage_data(args):
 def stage_train(args):
     from hourglass.train import train
 
-    train(args.data, args.settings, args.seed, args.out_dir, threads=args.threads)
+    train(args.data, args.settings, args.seed, args.out_dir, threads=args.threads,
+          on_divergence=args.on_divergence)
 
 
 def stage_activations(args):
@@ -76,6 +77,8 @@ def parser():
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--seed", required=True, type=int)
     s.add_argument("--out-dir", required=True, type=Path)
+    s.add_argument("--on-divergence", choices=["fail", "exclude"], default="fail",
+                   help="stop with an error, or record the seed as diverged and go on")
     s = stage("activations", stage_activations, "record every layer on the probe set")
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--checkpoints", nargs="+", required=True, type=Path)

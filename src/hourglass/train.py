@@ -91,7 +91,8 @@ def save(obj, path):
         torch.save(obj, tmp)
 
 
-def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
+def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch, diverged=""):
+    """A checkpoint; one of a run that diverged holds no weights and says why in `diverged`."""
     save({
         # on CPU, so that a checkpoint written on a GPU loads anywhere
         "state_dict": {k: v.cpu() for k, v in state_dict.items()},
@@ -100,6 +101,7 @@ def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
         "input_shape": list(input_shape),
         "seed": seed,
         "epoch": epoch,
+        "diverged": diverged,
         "hourglass_version": __version__,
     }, path)
 
@@ -132,7 +134,7 @@ def log_line(line):
     print(line, flush=True)  # flushed, so that `tail -f` on the rule's log follows the run
 
 
-def train(data, settings, seed, out_dir, threads=1, log=log_line):
+def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=log_line):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
     Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
@@ -143,6 +145,11 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     weights; its `epoch` says how many epochs they had. Trains on
     `settings["training"]["device"]` ("cpu", the default, or "cuda"; see
     pick_device).
+
+    A loss or weights that stop being finite raise FloatingPointError, or with
+    `on_divergence="exclude"` end the run as diverged: the checkpoints not yet
+    written (final among them) are marked diverged and hold no weights, and
+    metrics.csv ends with the non-finite epoch.
     """
     torch.set_num_threads(threads)
     seed_everything(seed)
@@ -162,8 +169,9 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     loss_fn = LOSSES[training["loss"]]
     wanted = sorted(settings["checkpoints"])
 
-    def checkpoint(name, state_dict, epoch):
-        save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch)
+    def checkpoint(name, state_dict, epoch, diverged=""):
+        save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch,
+                        diverged)
 
     def save_progress():
         save({**progress, "identity": identity, "model": model.state_dict(),
@@ -201,7 +209,17 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
             total += loss.item() * batch.numel()
         train_loss, val_loss = total / x_train.numel(), mean_loss(model, loss_fn, x_val)
         seconds = time.perf_counter() - start
-        check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+        try:
+            check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+        except FloatingPointError as error:
+            if on_divergence != "exclude":
+                raise
+            # Not saved as progress: a resumed run diverges again, deterministically.
+            log(f"{error}\nrecorded as diverged (training.on_divergence: exclude); this seed "
+                "is left out of the consistency statistics and the measures")
+            progress["rows"].append((epoch, train_loss, val_loss, seconds))
+            progress["diverged"] = str(error)
+            break
         progress["rows"].append((epoch, train_loss, val_loss, seconds))
         progress["epoch"] = epoch
         if val_loss < progress["best"]:
@@ -220,10 +238,14 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
             checkpoint(f"epoch{epoch}", model.state_dict(), epoch)
         save_progress()
 
-    for e in wanted:
-        if e > progress["epoch"]:
-            checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
-    checkpoint("final", progress["best_model"], progress["best_epoch"])
+    if "diverged" in progress:
+        for name in [f"epoch{e}" for e in wanted if e > progress["epoch"]] + ["final"]:
+            checkpoint(name, {}, progress["epoch"] + 1, progress["diverged"])
+    else:
+        for e in wanted:
+            if e > progress["epoch"]:
+                checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
+        checkpoint("final", progress["best_model"], progress["best_epoch"])
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
     return progress["rows"]
@@ -257,8 +279,12 @@ def publish(work, out_dir, names, variant, seed, rows):
 
 
 def load_checkpoint(path):
-    """A trained model and its checkpoint record, read without running pickled code."""
+    """A trained model and its checkpoint record, read without running pickled code.
+
+    The model is None for a checkpoint of a run that diverged."""
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["diverged"]:
+        return None, state
     model = build_model(state["model"], state["input_shape"])
     model.load_state_dict(state["state_dict"])
     model.eval()

@@ -56,13 +56,21 @@ def architecture_keys(model):
     return {k: v for k, v in model.items() if k != ignored}
 
 
+def variant_training(variant):
+    return {**config["training"], **VARIANT_OVERRIDES[variant].get("training", {})}
+
+
 def variant_settings(variant):
-    """Everything training `variant` depends on."""
-    override = VARIANT_OVERRIDES[variant]
+    """Everything training `variant` depends on. What happens on divergence is
+    left out: it changes nothing for a seed that does not diverge."""
+    training = variant_training(variant)
+    training.pop("on_divergence")
     return {
         "variant": variant,
-        "model": architecture_keys({**config["model"], **override.get("model", {})}),
-        "training": {**config["training"], **override.get("training", {})},
+        "model": architecture_keys(
+            {**config["model"], **VARIANT_OVERRIDES[variant].get("model", {})}
+        ),
+        "training": training,
         "checkpoints": sorted(config["checkpoints"]),
     }
 

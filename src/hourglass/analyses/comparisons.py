@@ -1,6 +1,7 @@
 """All-pairs comparisons of a study's representations with one similarity
 measure: every (variant, seed, checkpoint, layer) against every other.
 
+Seeds that diverged are left out (see activations.without_diverged).
 A layer that tells no probe images apart (a dead layer: every image alike,
 or for RSA an RDM with all dissimilarities equal) has no similarity to
 anything; it is left out of the computation, its row
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import checkpoint_epoch, describe, read_layer
+from hourglass.activations import checkpoint_epoch, describe, read_layer, without_diverged
 from hourglass.io import write_matrix, write_table
 from hourglass.similarity import all_pairs, rdm, upper_triangle
 
@@ -45,6 +46,9 @@ def is_degenerate(X, measure, options):
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
             log=print):
     """The R x R matrix of `measure` over every representation in `files`, and its labels."""
+    files, diverged = without_diverged(files)
+    if diverged:
+        log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
     labels, loaders = representations(files)
     labels["constant"] = [is_degenerate(load(), measure, options) for load in loaders]
     for row in labels[labels["constant"]].itertuples():
