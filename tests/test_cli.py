@@ -1,0 +1,250 @@
+"""The user commands: inspect, measures, new-study, compare, on real files."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+from hourglass.activations import describe, read_layer, record
+from hourglass.analyses.comparisons import compare
+from hourglass.cli import main
+from hourglass.config import check_config
+from hourglass.data import prepare
+from hourglass.io import read_matrix, write_matrix
+from hourglass.similarity import MEASURES, linear_cka
+from hourglass.train import load_checkpoint, train
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+LAYERS = ["input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2", "output"]
+
+
+def hourglass(*args, cwd=REPO, src=REPO / "src"):
+    """`python -m hourglass ARGS` in a fresh process, running the package under `src`."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    return subprocess.run([sys.executable, "-m", "hourglass", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def run(capsys, *args):
+    """hourglass.cli.main(ARGS) in this process: (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def runs(digits_file, tmp_path_factory):
+    """Two seeds of a tiny network: checkpoints and activations (epoch0, final)."""
+    root = tmp_path_factory.mktemp("runs")
+    settings = {
+        "variant": "small",
+        "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
+                      init="glorot_uniform"),
+        "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=10),
+        "checkpoints": [0],
+    }
+    for seed in (0, 1):
+        out = root / f"seed{seed}"
+        train(digits_file, settings, seed, out, log=lambda line: None)
+        for name in ("epoch0", "final"):
+            record(out / "checkpoints" / f"{name}.pt", digits_file, out / "activations" / f"{name}.h5")
+    return root
+
+
+@pytest.fixture(scope="module")
+def matrix_file(runs, tmp_path_factory):
+    files = sorted(runs.glob("seed*/activations/*.h5"))
+    matrix, labels = compare(files, "linear_cka", {}, log=lambda line: None)
+    out = tmp_path_factory.mktemp("similarity") / "linear_cka.h5"
+    write_matrix(out, matrix, labels, "linear_cka", {})
+    return out
+
+
+# --- help -------------------------------------------------------------------
+
+def test_help_separates_user_commands_from_workflow_stages():
+    result = hourglass("--help")
+    assert result.returncode == 0, result.stderr
+    users, stages = result.stdout.split("\ncommands:\n")[1].split("\nworkflow stages")
+    for name in ("inspect", "measures", "new-study", "compare"):
+        assert re.search(rf"^  {name} +\w", users, re.M)
+    for name in ("data", "train", "activations", "consistency", "measure", "gather", "figure"):
+        assert re.search(rf"^  {name} +\w", stages, re.M)
+    assert re.findall(r"^  (\S+)", users, re.M) == ["inspect", "measures", "new-study", "compare"]
+    assert result.stdout.startswith("usage: hourglass [-h] [--version] COMMAND ...")
+
+
+@pytest.mark.parametrize("command", ["inspect", "measures", "new-study", "compare"])
+def test_every_user_command_has_a_help(capsys, command):
+    code, out, _ = run(capsys, command, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: hourglass {command}")
+    description = out.split("\n\n")[1]
+    assert len(description.split()) > 15  # a paragraph, not just the usage
+
+
+def test_no_command_is_an_error_that_lists_them(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "COMMAND" in err
+
+
+# --- inspect ----------------------------------------------------------------
+
+def test_inspect_activations(runs, capsys):
+    path = runs / "seed1" / "activations" / "final.h5"
+    code, out, err = run(capsys, "inspect", path)
+    assert code == 0, err
+    attrs = describe(path)
+    assert out.splitlines()[0] == f"{path}: activations"
+    for field in ("variant:", "seed:", "checkpoint:", "epoch:", "stimuli:", "model:",
+                  "hourglass_version:"):
+        assert re.search(rf"^{field} +\S", out, re.M), field
+    assert re.search(r"^seed: +1$", out, re.M) and re.search(r"^checkpoint: +final$", out, re.M)
+    assert re.search(rf"^epoch: +{attrs['epoch']}$", out, re.M)
+    assert re.search(r"^stimuli: +100$", out, re.M)
+    listed = re.findall(r"^  (\w+) +([\d x]+?) +(\d+) units +float32$", out, re.M)
+    assert [name for name, _, _ in listed] == LAYERS
+    assert dict((n, s) for n, s, _ in listed)["output"] == "1 x 8 x 8"
+    assert dict((n, int(u)) for n, _, u in listed)["bottleneck1"] == 3
+
+
+def test_inspect_json_is_the_files_attributes(runs, capsys):
+    path = runs / "seed0" / "activations" / "epoch0.h5"
+    code, out, _ = run(capsys, "inspect", "--json", path)
+    assert code == 0
+    d = json.loads(out)
+    attrs = describe(path)
+    assert d["kind"] == "activations" and d["path"] == str(path)
+    assert [r["name"] for r in d["layers"]] == attrs["layer_names"]
+    assert {r["name"]: r["shape"] for r in d["layers"]} == attrs["shapes"]
+    assert d["model"] == attrs["model"] and d["checkpoint"] == "epoch0" and d["epoch"] == 0
+    assert d["hourglass_version"] == attrs["hourglass_version"]
+
+
+def test_inspect_checkpoint(runs, capsys):
+    path = runs / "seed0" / "checkpoints" / "final.pt"
+    model, state = load_checkpoint(path)
+    code, out, err = run(capsys, "inspect", "--json", path)
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "checkpoint"
+    assert (d["variant"], d["seed"], d["epoch"]) == ("small", 0, state["epoch"])
+    assert d["model"] == state["model"] and d["input_shape"] == [1, 8, 8]
+    assert d["parameters"] == {k: list(v.shape) for k, v in model.state_dict().items()}
+    assert d["parameter_count"] == sum(p.numel() for p in model.parameters())
+    code, out, _ = run(capsys, "inspect", path)
+    assert f"parameter_count:   {d['parameter_count']}" in out
+    first = next(iter(d["parameters"]))
+    assert re.search(rf"^  {re.escape(first)} +{' x '.join(map(str, d['parameters'][first]))}$", out, re.M)
+
+
+def test_inspect_dataset(digits_file, capsys):
+    code, out, err = run(capsys, "inspect", digits_file)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"{digits_file}: dataset"
+    assert re.search(r"^dataset: +digits$", out, re.M)
+    assert re.search(r"^image_shape: +\[1, 8, 8\]$", out, re.M)
+    assert re.search(r"^  probe +100  1 x 8 x 8  10-10$", out, re.M)
+    d = json.loads(run(capsys, "inspect", "--json", digits_file)[1])
+    with h5py.File(digits_file) as f:
+        assert {s: v["images"] for s, v in d["splits"].items()} == {
+            s: len(f[s]["y"]) for s in ("train", "val", "test", "probe")}
+    assert d["classes"] == [str(c) for c in range(10)] and d["settings"]["probe_size"] == 100
+
+
+def test_inspect_similarity_matrix(matrix_file, capsys):
+    matrix, labels = read_matrix(matrix_file)
+    code, out, err = run(capsys, "inspect", matrix_file)
+    assert code == 0, err
+    assert re.search(r"^measure: +linear_cka$", out, re.M)
+    assert re.search(rf"^representations: +{len(labels)}$", out, re.M)
+    assert len(labels) == 2 * 2 * len(LAYERS)
+    assert re.search(r"^  seed +2: 0, 1$", out, re.M)
+    assert re.search(r"^  epoch +2: 0, final$", out, re.M)
+    assert re.search(rf"^  layer +{len(LAYERS)}: {', '.join(LAYERS)}$", out, re.M)
+    d = json.loads(run(capsys, "inspect", "--json", matrix_file)[1])
+    assert d["kind"] == "similarity matrix" and d["options"] == {}
+    assert list(d["labels"]) == list(labels)
+    assert d["nan"] == int(np.isnan(matrix).sum())
+
+
+def test_inspect_several_files_at_once(runs, digits_file, capsys):
+    code, out, _ = run(capsys, "inspect", digits_file, runs / "seed0" / "checkpoints" / "epoch0.pt")
+    assert code == 0
+    assert f"{digits_file}: dataset" in out and "epoch0.pt: checkpoint" in out
+
+
+def test_inspect_unknown_or_unreadable_files(tmp_path, runs):
+    text = tmp_path / "notes.txt"
+    text.write_text("not data\n")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["weights"] = np.zeros(3)
+    truncated = tmp_path / "final.h5"
+    truncated.write_bytes((runs / "seed0" / "activations" / "final.h5").read_bytes()[:4000])
+    pickled = tmp_path / "model.pt"
+    import torch
+    torch.save({"weights": torch.zeros(2)}, pickled)
+    for path, why in [(tmp_path / "missing.h5", "no such file"),
+                      (text, "neither HDF5 nor a PyTorch file"),
+                      (foreign, "an HDF5 file holding weights"),
+                      (truncated, "cannot be read"),
+                      (pickled, "a PyTorch file holding weights")]:
+        result = hourglass("inspect", path)
+        assert result.returncode == 1, (path, result.stdout, result.stderr)
+        assert result.stderr.startswith(f"hourglass inspect: error: {path}"), result.stderr
+        assert why in result.stderr
+        assert "Traceback" not in result.stderr
+        if path.exists():
+            for kind in ("activations", "checkpoint", "similarity matrix", "dataset"):
+                assert f"  {kind}: " in result.stderr
+
+
+def test_inspect_refuses_pickled_code(tmp_path):
+    """A .pt file that needs arbitrary unpickling is not loaded, and says so."""
+    import torch
+    path = tmp_path / "evil.pt"
+    torch.save({"model": pd.Timestamp(0)}, path)
+    result = hourglass("inspect", path)
+    assert result.returncode == 1 and "cannot be read safely" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_training_progress(runs, tmp_path, capsys):
+    """The state a killed training run resumes from (train.py's save_progress)."""
+    import torch
+    _, state = load_checkpoint(runs / "seed0" / "checkpoints" / "final.pt")
+    settings = {"variant": "small", "model": state["model"], "training": {"lr": 0.01}}
+    path = tmp_path / "state.pt"
+    torch.save({"epoch": 5, "done": False, "best_epoch": 4, "rows": [(0, 1.0, 1.0, 0.0)],
+                "identity": {"settings": settings, "seed": 3, "data": "abc", "device": "cpu"},
+                "model": {}, "optimizer": {}}, path)
+    code, out, err = run(capsys, "inspect", path)
+    assert code == 0, err
+    assert out.splitlines()[0] == f"{path}: training progress"
+    assert re.search(r"^seed: +3$", out, re.M) and re.search(r"^epoch: +5$", out, re.M)
+
+
+# --- measures ---------------------------------------------------------------
+
+def test_measures_lists_every_registered_measure_with_its_options(capsys):
+    code, out, _ = run(capsys, "measures")
+    assert code == 0
+    listed = re.findall(r"^(\w+) +\S", out, re.M)
+    assert listed == list(MEASURES)
+    for name, entry in MEASURES.items():
+        assert f"{name}" in out and entry.description in out
+    assert "options: debiased=False" in out and "options: metric='correlation', compare='pearson'" in out
