@@ -248,3 +248,80 @@ def test_measures_lists_every_registered_measure_with_its_options(capsys):
     for name, entry in MEASURES.items():
         assert f"{name}" in out and entry.description in out
     assert "options: debiased=False" in out and "options: metric='correlation', compare='pearson'" in out
+
+
+# --- new-study --------------------------------------------------------------
+
+def schema_keys(node, prefix=""):
+    """Every key the schema describes, dotted ("data.probe_size"), variants' insides left out."""
+    node = node.get("$ref") and SCHEMA_DOC["$defs"][node["$ref"].rsplit("/", 1)[1]] or node
+    for key, sub in node.get("properties", {}).items():
+        yield prefix + key
+        if key not in ("variants", "measures"):
+            yield from schema_keys(sub, f"{prefix}{key}.")
+
+
+SCHEMA_DOC = yaml.safe_load(SCHEMA.read_text())
+
+
+def test_new_study_writes_a_valid_commented_config(tmp_path, capsys):
+    out = tmp_path / "studies" / "latent_sweep.yaml"
+    code, stdout, err = run(capsys, "new-study", "latent_sweep", "--out", out)
+    assert code == 0, err
+    assert str(out) in stdout and "--configfile" in stdout
+    text = out.read_text()
+    config = yaml.safe_load(text)
+    assert config["study"] == "latent_sweep"
+    check_config(config, SCHEMA)
+    # every key of the schema is in the file (set, or commented out where the
+    # architecture ignores it)
+    for key in schema_keys(SCHEMA_DOC):
+        name = key.rsplit(".", 1)[-1]
+        assert re.search(rf"^\s*(# )?{name}:", text, re.M), f"{key} is not in the template"
+
+
+def test_new_study_never_overwrites(tmp_path, capsys):
+    out = tmp_path / "mine.yaml"
+    out.write_text("study: mine\n")
+    code, stdout, err = run(capsys, "new-study", "mine", "--out", out)
+    assert code == 1
+    assert err.startswith(f"hourglass new-study: error: {out} already exists; nothing was written")
+    assert out.read_text() == "study: mine\n"
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "_x", "with space", "ünï", ""])
+def test_new_study_rejects_names_that_are_no_folder_name(tmp_path, capsys, name):
+    code, _, err = run(capsys, "new-study", name, "--out", tmp_path / "x.yaml")
+    assert code == 1
+    assert f"study name {name!r} is not allowed: letters, digits, '_', '.', '-'" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_new_study_goes_to_configs_and_snakemake_takes_it(workflow_copy):
+    """In a checkout (a copy of the workflow, package under src/), from any folder."""
+    from test_workflow import snakemake
+
+    root = workflow_copy("new_study")
+    elsewhere = root / "notebooks"
+    elsewhere.mkdir()
+    result = hourglass("new-study", "sweep", cwd=elsewhere, src=root / "src")
+    assert result.returncode == 0, result.stderr
+    path = root / "configs" / "sweep.yaml"
+    assert path.is_file() and f"wrote {path}" in result.stdout
+    dry = snakemake(root, "-n", "--configfile", "configs/sweep.yaml")
+    assert "results/sweep/" in dry.stdout
+    again = hourglass("new-study", "sweep", cwd=root, src=root / "src")
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_new_study_says_where_it_looked_for_the_schema(tmp_path):
+    """The package installed without its workflow (src/ copied alone), run elsewhere."""
+    shutil.copytree(REPO / "src", tmp_path / "pkg" / "src")
+    result = hourglass("new-study", "lonely", cwd=tmp_path, src=tmp_path / "pkg" / "src")
+    assert result.returncode == 1
+    err = result.stderr
+    assert err.startswith("hourglass new-study: error: cannot find the workflow's config schema")
+    assert str(tmp_path / "pkg" / "workflow" / "schemas" / "config.schema.yaml") in err
+    assert str(tmp_path / "workflow" / "schemas" / "config.schema.yaml") in err
+    assert "pip install -e" in err and "Traceback" not in err
+    assert not (tmp_path / "configs").exists()

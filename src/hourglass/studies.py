@@ -51,8 +51,8 @@ model:                   # every variant's model, unless the variant overrides a
 training:                # every variant's training, unless the variant overrides a key
   loss: mse              # or bce
   lr: 0.001              # Adam's learning rate
-  batch_size: 32
-  max_epochs: 200
+  batch_size: 32         # images per step
+  max_epochs: 200        # at most; early stopping usually ends sooner
   patience: 10           # stop after this many epochs without a lower validation loss
   device: cpu            # or cuda: each training job asks for one GPU
 
