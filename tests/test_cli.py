@@ -325,3 +325,107 @@ def test_new_study_says_where_it_looked_for_the_schema(tmp_path):
     assert str(tmp_path / "workflow" / "schemas" / "config.schema.yaml") in err
     assert "pip install -e" in err and "Traceback" not in err
     assert not (tmp_path / "configs").exists()
+
+
+# --- compare ----------------------------------------------------------------
+
+def table(out):
+    """The layer rows that `compare` prints: {layer: (value text, rest)}."""
+    rows = re.findall(r"^ *(\w+) +(\S+) +(\S+) +(\S+) *(.*)$", out, re.M)
+    return {r[0]: r[1:] for r in rows if r[0] in LAYERS}
+
+
+def test_compare_two_seeds_layer_by_layer(runs, capsys, tmp_path):
+    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+    code, out, err = run(capsys, "compare", a, b, "--out", tmp_path / "cka.csv")
+    assert code == 0, err
+    rows = table(out)
+    assert list(rows) == LAYERS
+    assert rows["output"][:2] == ("1x8x8", "1x8x8") and rows["bottleneck1"][:2] == ("3", "3")
+    for layer in LAYERS:
+        expected = linear_cka(read_layer(a, layer), read_layer(b, layer))
+        assert float(rows[layer][2]) == pytest.approx(expected, abs=5e-5)
+    assert float(rows["input"][2]) == pytest.approx(1.0)  # the same probe images
+    csv = pd.read_csv(tmp_path / "cka.csv")
+    assert list(csv.columns) == ["layer", "shape_a", "shape_b", "value", "dead"]
+    assert list(csv["layer"]) == LAYERS
+    assert csv["value"].to_numpy() == pytest.approx(
+        [linear_cka(read_layer(a, n), read_layer(b, n)) for n in LAYERS], rel=1e-9)
+
+
+def test_compare_picked_layers_with_options(runs, capsys):
+    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+    code, out, err = run(capsys, "compare", a, b, "--measure", "rsa", "--option", "compare=spearman",
+                         "--layer", "bottleneck1", "--layer", "encoder1")
+    assert code == 0, err
+    assert list(table(out)) == ["bottleneck1", "encoder1"]
+    from hourglass.similarity import rsa
+    expected = rsa(read_layer(a, "encoder1"), read_layer(b, "encoder1"), compare="spearman")
+    assert float(table(out)["encoder1"][2]) == pytest.approx(expected, abs=5e-5)
+
+
+def test_compare_matrix_every_layer_against_every_layer(runs, capsys, tmp_path):
+    a = runs / "seed0" / "activations" / "epoch0.h5"
+    b = runs / "seed0" / "activations" / "final.h5"
+    code, out, err = run(capsys, "compare", a, b, "--measure", "procrustes", "--matrix",
+                         "--out", tmp_path / "m.csv")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["a"])
+    assert lines[header].split()[3:] == LAYERS  # "a \ b" then the columns
+    body = [line.split() for line in lines[header + 1:header + 1 + len(LAYERS)]]
+    assert [r[0] for r in body] == LAYERS
+    long = pd.read_csv(tmp_path / "m.csv")
+    assert len(long) == len(LAYERS) ** 2 and list(long.columns) == ["layer_a", "layer_b", "value", "dead"]
+    from hourglass.similarity import procrustes
+    value = long.set_index(["layer_a", "layer_b"])["value"]
+    assert value["encoder2", "decoder1"] == pytest.approx(
+        procrustes(read_layer(a, "encoder2"), read_layer(b, "decoder1")), rel=1e-9)
+    assert float(body[LAYERS.index("encoder2")][1 + LAYERS.index("decoder1")]) == pytest.approx(
+        value["encoder2", "decoder1"], abs=5e-5)
+
+
+def test_compare_a_dead_layer_is_nan_and_named(runs, capsys, tmp_path):
+    a = runs / "seed0" / "activations" / "final.h5"
+    b = tmp_path / "dead.h5"
+    shutil.copy(runs / "seed1" / "activations" / "final.h5", b)
+    with h5py.File(b, "r+") as f:
+        f["layers/encoder2"][...] = 0  # every probe image alike
+    code, out, err = run(capsys, "compare", a, b)
+    assert code == 0, err
+    rows = table(out)
+    assert rows["encoder2"][2] == "nan" and rows["encoder2"][3] == "dead in b"
+    assert rows["encoder1"][2] != "nan"
+    assert f"warning: encoder2 of {b} tells no probe images apart" in err
+    code, out, err = run(capsys, "compare", a, b, "--matrix", "--out", tmp_path / "m.csv")
+    assert code == 0, err
+    m = pd.read_csv(tmp_path / "m.csv").fillna({"dead": ""})
+    column = m[m["layer_b"] == "encoder2"]
+    assert column["value"].isna().all() and set(column["dead"]) == {"b"}
+    assert m[m["layer_b"] != "encoder2"]["value"].notna().all()
+
+
+def test_compare_errors(runs, digits_file, tmp_path, capsys):
+    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+    code, _, err = run(capsys, "compare", a, b, "--measure", "cosine")
+    assert code == 1
+    assert err.startswith("hourglass compare: error: unknown measure 'cosine'; known: ")
+    assert all(name in err for name in MEASURES)
+    code, _, err = run(capsys, "compare", a, b, "--measure", "linear_cka", "--option", "unbiased=true")
+    assert code == 1 and "takes the options (debiased: bool = False)" in err
+    code, _, err = run(capsys, "compare", a, b, "--option", "debiased")
+    assert code == 1 and "is not KEY=VALUE" in err
+    code, _, err = run(capsys, "compare", a, b, "--layer", "encoder9")
+    assert code == 1 and f"{a} has no layer 'encoder9'; its layers: {', '.join(LAYERS)}" in err
+    code, _, err = run(capsys, "compare", a, digits_file)
+    assert code == 1 and str(digits_file) in err
+
+    other = tmp_path / "digits50.h5"
+    prepare("digits", root="unused", download=False, val_fraction=0.1, train_size=None,
+            probe_size=50, split_seed=0, out=other)
+    fewer = tmp_path / "fewer.h5"
+    record(runs / "seed1" / "checkpoints" / "final.pt", other, fewer)
+    result = hourglass("compare", a, fewer)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        f"hourglass compare: error: {a} holds 100 probe stimuli and {fewer} 50")

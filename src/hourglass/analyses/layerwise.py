@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import describe, read_layer
+from hourglass.activations import read_layer
 from hourglass.analyses.comparisons import is_degenerate
-from hourglass.io import open_h5
+from hourglass.files import describe_file
 from hourglass.similarity import MEASURES, all_pairs
 from hourglass.similarity.measures import measure_plan
 
@@ -52,41 +52,38 @@ def check_measure(measure, options):
     measure_plan(measure, **options)
 
 
-def stimuli(path):
-    """Number of probe stimuli in an activations file."""
-    attrs = describe(path)
-    with open_h5(path, "activations") as f:
-        counts = {len(f["layers"][name]) for name in attrs["layer_names"]}
-    if len(counts) != 1:
-        raise ValueError(f"activations file {path} has layers of different stimuli counts {sorted(counts)}")
-    return counts.pop()
+def activations_file(path) -> dict:
+    """`files.describe_file` of `path`; ValueError unless it is an activations file."""
+    d = describe_file(path)
+    if d["kind"] != "activations":
+        raise ValueError(f"{path} is a {d['kind']} file, not an activations file "
+                         "({variant}/seed{s}/activations/{checkpoint}.h5)")
+    return d
 
 
-def same_probe_images(a, b):
+def same_probe_images(a, b, names_a, names_b):
     """False when both files have an `input` layer and the images in it differ."""
-    names_a, names_b = describe(a)["layer_names"], describe(b)["layer_names"]
     if "input" not in names_a or "input" not in names_b:
         return True
     return np.array_equal(read_layer(a, "input"), read_layer(b, "input"))
 
 
-def pick_layers(a, b, layers=None):
-    """The layers of `a` and of `b` to compare: `layers` (each must be in both), or
-    every layer of `a` that `b` has too, in `a`'s order."""
-    names_a, names_b = describe(a)["layer_names"], describe(b)["layer_names"]
+def pick_layers(a, b, names_a, names_b, layers=None):
+    """The layers to compare: `layers` (each must be in both files), or every
+    layer of `a` that `b` has too, in `a`'s order."""
     if not layers:
         common = [n for n in names_a if n in names_b]
         if not common:
             raise ValueError(f"{a} and {b} have no layer name in common ({', '.join(names_a)} / "
                              f"{', '.join(names_b)}); name layers with --layer, or compare the "
                              "full matrix with --matrix")
-        return common, common
+        return common
     for path, names in ((a, names_a), (b, names_b)):
         missing = [n for n in layers if n not in names]
         if missing:
             raise ValueError(f"{path} has no layer {', '.join(map(repr, missing))}; its layers: "
                              f"{', '.join(names)}")
-    return list(layers), list(layers)
+    return list(layers)
 
 
 def compare_files(a, b, measure, options=None, layers=None, matrix=False, dtype="float64",
@@ -100,68 +97,81 @@ def compare_files(a, b, measure, options=None, layers=None, matrix=False, dtype=
     """
     options = options or {}
     check_measure(measure, options)
-    n_a, n_b = stimuli(a), stimuli(b)
+    info_a, info_b = activations_file(a), activations_file(b)
+    names_a, names_b = ([r["name"] for r in info["layers"]] for info in (info_a, info_b))
+    n_a, n_b = info_a["stimuli"], info_b["stimuli"]
     if n_a != n_b:
         raise ValueError(f"{a} holds {n_a} probe stimuli and {b} {n_b}: a measure compares "
                          "representations of the same stimuli; record both on the same dataset file")
-    if not same_probe_images(a, b):
+    if not same_probe_images(a, b, names_a, names_b):
         log(f"warning: the input layers of {a} and {b} differ: they were recorded on different "
             "probe images, so their similarity says little")
-    if matrix:
-        rows = describe(a)["layer_names"] if not layers else pick_layers(a, b, layers)[0]
-        cols = describe(b)["layer_names"] if not layers else rows
+    if matrix and not layers:
+        rows, cols = names_a, names_b
     else:
-        rows, cols = pick_layers(a, b, layers)
-    side = {}
-    for key, path, names in (("a", a, rows), ("b", b, cols)):
-        loaded = {name: read_layer(path, name) for name in names}
-        side[key] = (names, loaded, {n for n, X in loaded.items() if is_degenerate(X, measure, options)})
-    for key, path in (("a", a), ("b", b)):
-        for name in sorted(side[key][2]):
-            log(f"warning: {name} of {path} tells no probe images apart (a dead layer); "
-                f"no {measure} for it")
-    (names_a, X_a, dead_a), (names_b, X_b, dead_b) = side["a"], side["b"]
-    live_a = [n for n in names_a if n not in dead_a]
-    live_b = [n for n in names_b if n not in dead_b]
-    values = np.full((len(names_a), len(names_b)), np.nan)
-    if matrix and live_a and live_b:
-        kept = all_pairs([X_a[n] for n in live_a], measure, others=[X_b[n] for n in live_b],
-                         names=[f"{a}:{n}" for n in live_a], other_names=[f"{b}:{n}" for n in live_b],
-                         dtype=getattr(torch, dtype), device=device, **options)
-        values[np.ix_([names_a.index(n) for n in live_a], [names_b.index(n) for n in live_b])] = kept
-    elif not matrix:
-        function = MEASURES[measure].function
-        for i, (na, nb) in enumerate(zip(names_a, names_b)):
-            if na not in dead_a and nb not in dead_b:
-                values[i, i] = function(X_a[na], X_b[nb], names=(f"{a}:{na}", f"{b}:{nb}"),
-                                        dtype=getattr(torch, dtype), **options)
+        rows = cols = pick_layers(a, b, names_a, names_b, layers)
+    X_a, dead_a = _load(a, rows, measure, options, log)
+    X_b, dead_b = _load(b, cols, measure, options, log)
 
     def dead(na, nb):
-        return ", ".join(which for which, is_dead in (("a", na in dead_a), ("b", nb in dead_b))
-                         if is_dead)
+        return ", ".join(side for side, d in (("a", na in dead_a), ("b", nb in dead_b)) if d)
 
-    if matrix:
-        return pd.DataFrame([{"layer_a": na, "layer_b": nb, "value": values[i, j], "dead": dead(na, nb)}
-                             for i, na in enumerate(names_a) for j, nb in enumerate(names_b)])
-    shapes_a, shapes_b = describe(a)["shapes"], describe(b)["shapes"]
-    return pd.DataFrame([{"layer": na if na == nb else f"{na}/{nb}",
-                          "shape_a": "x".join(map(str, shapes_a[na])),
-                          "shape_b": "x".join(map(str, shapes_b[nb])),
-                          "value": values[i, i], "dead": dead(na, nb)}
-                         for i, (na, nb) in enumerate(zip(names_a, names_b))])
+    torch_dtype = getattr(torch, dtype)
+    if not matrix:
+        shapes_a, shapes_b = ({r["name"]: r["shape"] for r in info["layers"]} for info in (info_a, info_b))
+        function = MEASURES[measure].function
+        return pd.DataFrame([
+            {"layer": n, "shape_a": "x".join(map(str, shapes_a[n])),
+             "shape_b": "x".join(map(str, shapes_b[n])),
+             "value": np.nan if dead(n, n) else function(
+                 X_a[n], X_b[n], names=(f"{a}:{n}", f"{b}:{n}"), dtype=torch_dtype, **options),
+             "dead": dead(n, n)}
+            for n in rows])
+    live_a = [n for n in rows if n not in dead_a]
+    live_b = [n for n in cols if n not in dead_b]
+    values = pd.DataFrame(np.nan, index=rows, columns=cols)
+    if live_a and live_b:
+        values.loc[live_a, live_b] = all_pairs(
+            [X_a[n] for n in live_a], measure, others=[X_b[n] for n in live_b],
+            names=[f"{a}:{n}" for n in live_a], other_names=[f"{b}:{n}" for n in live_b],
+            dtype=torch_dtype, device=device, **options)
+    return pd.DataFrame([{"layer_a": na, "layer_b": nb, "value": values.loc[na, nb],
+                          "dead": dead(na, nb)} for na in rows for nb in cols])
+
+
+def _load(path, names, measure, options, log):
+    """{layer: activations} of `names` in `path`, and the set of dead ones (logged)."""
+    loaded = {name: read_layer(path, name) for name in names}
+    dead = {name for name, X in loaded.items() if is_degenerate(X, measure, options)}
+    for name in sorted(dead, key=names.index):
+        log(f"warning: {name} of {path} tells no probe images apart (a dead layer); no {measure} for it")
+    return loaded, dead
+
+
+def _number(v):
+    return f"{v:.4f}" if np.isfinite(v) else "nan"
+
+
+def _aligned(header, rows, right):
+    """Rows of text cells in columns; columns whose index is in `right` right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in [header, *rows])
 
 
 def format_comparison(table, measure, matrix=False) -> str:
     """The table of `compare_files` as text: layer rows, or a layer x layer matrix."""
     if not matrix:
-        shown = table.assign(value=[f"{v:.4f}" if np.isfinite(v) else "nan" for v in table["value"]],
-                             dead=[f"dead in {d}" if d else "" for d in table["dead"]])
-        return shown.rename(columns={"value": measure}).to_string(index=False)
-    square = table.pivot(index="layer_a", columns="layer_b", values="value")
-    square = square.loc[list(dict.fromkeys(table["layer_a"])), list(dict.fromkeys(table["layer_b"]))]
-    square.index.name, square.columns.name = "a \\ b", None
-    return f"{measure}, rows: layers of a, columns: layers of b (nan: dead layer)\n" + \
-        square.to_string(float_format=lambda v: f"{v:.4f}", na_rep="nan")
+        rows = [(r.layer, r.shape_a, r.shape_b, _number(r.value), f"dead in {r.dead}" if r.dead else "")
+                for r in table.itertuples()]
+        return _aligned(("layer", "shape a", "shape b", measure, ""), rows, right={3})
+    names_a = list(dict.fromkeys(table["layer_a"]))
+    names_b = list(dict.fromkeys(table["layer_b"]))
+    value = table.set_index(["layer_a", "layer_b"])["value"]
+    rows = [(na, *(_number(value[na, nb]) for nb in names_b)) for na in names_a]
+    return (f"{measure}; rows: layers of a, columns: layers of b (nan: a dead layer)\n"
+            + _aligned(("a \\ b", *names_b), rows, right=set(range(1, len(names_b) + 1))))
 
 
 def read_options(pairs):
