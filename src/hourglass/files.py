@@ -187,8 +187,10 @@ def format_description(d: dict) -> str:
     elif kind == "training progress":
         lines += _fields(d, ["variant", "seed", "epoch", "best_epoch", "done", "device", "settings"])
     elif kind == "similarity matrix":
-        lines += _fields(d, ["measure", "options", "representations", "nan", "range",
-                             "hourglass_version"])
+        shown = d | {"range": d["range"] and f"{d['range'][0]:.4g} to {d['range'][1]:.4g}",
+                     "nan": f"{d['nan']} entries (pairs with a dead layer)"}
+        lines += _fields(shown, ["measure", "options", "representations", "range", "nan",
+                                 "hourglass_version"])
         lines.append("labels (one per representation; distinct values):")
         width = max((len(c) for c in d["labels"]), default=0)
         for column, s in d["labels"].items():
