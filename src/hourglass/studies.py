@@ -55,6 +55,7 @@ training:                # every variant's training, unless the variant override
   max_epochs: 200        # at most; early stopping usually ends sooner
   patience: 10           # stop after this many epochs without a lower validation loss
   device: cpu            # or cuda: each training job asks for one GPU
+  on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out
 
 # The settings compared: each variant overrides some model / training keys.
 variants:
