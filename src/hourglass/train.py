@@ -26,6 +26,7 @@ from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import atomic_path
 from hourglass.models import build_model
+from hourglass.progress import bar, log_line
 
 LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
@@ -130,10 +131,6 @@ def load_progress(path, identity, log):
     return progress
 
 
-def log_line(line):
-    print(line, flush=True)  # flushed, so that `tail -f` on the rule's log follows the run
-
-
 def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=log_line):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
@@ -200,7 +197,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
         start = time.perf_counter()
         model.train()
         total = 0.0
-        for idx in torch.randperm(len(x_train), generator=order).split(training["batch_size"]):
+        batches = torch.randperm(len(x_train), generator=order).split(training["batch_size"])
+        for step, idx in enumerate(batches, 1):
+            bar(step, len(batches), f"epoch {epoch}/{training['max_epochs']}")
             batch = x_train[idx.to(device)]
             loss = loss_fn(model(batch), batch)
             optimizer.zero_grad()

@@ -14,6 +14,7 @@ import torch
 
 from hourglass.activations import checkpoint_epoch, describe, read_layer, without_diverged
 from hourglass.io import write_matrix, write_table
+from hourglass.progress import every, log_line
 from hourglass.similarity import all_pairs, rdm, upper_triangle
 
 LABELS = ["variant", "seed", "epoch", "trained_epochs", "layer", "layer_index"]
@@ -44,7 +45,7 @@ def is_degenerate(X, measure, options):
 
 
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
-            log=print):
+            log=log_line):
     """The R x R matrix of `measure` over every representation in `files`, and its labels."""
     files, diverged = without_diverged(files)
     if diverged:
@@ -57,10 +58,11 @@ def compare(files, measure, options, dtype="float64", device="cpu", max_memory_g
     keep = np.flatnonzero(~labels["constant"].to_numpy())
     names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
-    log(f"{measure}: {len(keep)} representations, {len(keep) * (len(keep) - 1) // 2} pairs")
+    log(f"{measure}: {len(keep)} representations")
     kept = all_pairs([loaders[i] for i in keep], measure, names=[names[i] for i in keep],
                      dtype=getattr(torch, dtype), device=device, max_memory=max_memory,
-                     **options)
+                     progress=every(30, log), **options)
+    log(f"{measure}: every pair done")
     matrix = np.full((len(labels), len(labels)), np.nan)
     matrix[np.ix_(keep, keep)] = kept
     return matrix, labels

@@ -14,6 +14,7 @@ from sklearn.manifold import MDS
 from hourglass.activations import (checkpoint_epoch, describe, layer_region, read_layer,
                                    without_diverged)
 from hourglass.io import write_table
+from hourglass.progress import log_line
 from hourglass.similarity.arrays import unit_rows
 from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 
@@ -112,7 +113,7 @@ def mds_2d(dissimilarity, seed=0):
     return mds.fit_transform(np.asarray(dissimilarity, dtype=np.float64))
 
 
-def variant_consistency(files, n_boot, ci, seed, log=print):
+def variant_consistency(files, n_boot, ci, seed, log=log_line):
     """RC per checkpoint and layer, and MDS of layers x seeds, for one variant.
 
     files: activation files of one variant, every seed at every checkpoint.
