@@ -31,3 +31,7 @@ rule all:
             figure=FIGURES,
             fmt=config["figures"]["formats"],
         ),
+
+
+onsuccess:
+    print(summary())

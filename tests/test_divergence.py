@@ -38,7 +38,9 @@ def test_diverged_seed_fails_or_is_excluded(workflow_copy):
     expected.update(ALL_FIGURE_JOBS - {("figure", "figure=reconstructions")})
     assert planned_jobs(root, *configs) == expected, "switching re-trains only the failed seed"
 
-    snakemake(root, "--configfile", "tiny.yaml", *configs)
+    done = snakemake(root, "--configfile", "tiny.yaml", *configs)
+    assert "hourglass: study 'tiny' is complete." in done.stdout + done.stderr
+    assert "figures  results/tiny/figures/" in done.stdout + done.stderr
     rc = pd.read_csv(out / "similarity" / "consistency.csv")
     counts = rc.groupby("variant")[["n_seeds", "seeds_excluded"]].agg(set)
     assert counts.loc["latent4"].tolist() == [{2}, {1}]

@@ -133,3 +133,15 @@ def figure_inputs(w):
         f"{STUDY_DIR}/{{variant}}/seed{SEEDS[0]}/activations/final.h5",
         variant=VARIANTS,
     )
+
+
+def summary():
+    """Where a finished run's results are, for the end of Snakemake's output."""
+    return "\n".join(
+        [
+            f"hourglass: study {config['study']!r} is complete.",
+            f"  tables   {STUDY_DIR}/similarity/ (consistency.csv, mds.csv, one per measure)",
+            f"  figures  {STUDY_DIR}/figures/",
+            f"  logs     {STUDY_DIR}/logs/",
+        ]
+    )
