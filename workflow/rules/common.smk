@@ -49,11 +49,14 @@ def to_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# The model keys each architecture ignores: editing them re-trains nothing.
+IGNORED_MODEL_KEYS = {"fc": ["channels"], "conv": ["widths"]}
+
+
 def architecture_keys(model):
-    """The model settings without those its architecture ignores, so that
-    editing them re-trains nothing."""
-    ignored = {"fc": "channels", "conv": "widths"}[model["architecture"]]
-    return {k: v for k, v in model.items() if k != ignored}
+    """The model settings less those its architecture ignores."""
+    ignored = IGNORED_MODEL_KEYS.get(model["architecture"], [])
+    return {k: v for k, v in model.items() if k not in ignored}
 
 
 def variant_training(variant):
