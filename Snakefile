@@ -39,3 +39,7 @@ rule all:
             figure=FIGURES,
             fmt=config["figures"]["formats"],
         ),
+
+
+onsuccess:
+    print(summary())

@@ -140,3 +140,14 @@ def test_errors_name_the_representation():
         all_pairs(reps, "procrustes", others=[reps[0], reps[1][:20]])
     with pytest.raises(ValueError, match="2 names given for 3"):
         all_pairs(reps, "cca", names=["a", "b"])
+
+
+@pytest.mark.parametrize("measure", ["linear_cka", "pwcca"])
+@pytest.mark.parametrize("max_memory", [None, 3 * 12 * 12 * 8])
+def test_progress_ends_with_every_pair_done(measure, max_memory):
+    reps = [np.random.default_rng(i).normal(size=(12, 5)) for i in range(5)]
+    lines = []
+    all_pairs(reps, measure, max_memory=max_memory, progress=lines.append)
+    total = 15 if measure == "linear_cka" else 25  # pwcca is not symmetric: every ordered pair
+    assert lines[-1].endswith(f"{total} of {total} pairs done")
+    assert int(lines[0].split()[0]) == 1 and len(lines) > 5

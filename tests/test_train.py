@@ -95,3 +95,29 @@ def test_activations_file(digits_file, tmp_path):
     assert np.array_equal(read_layer(out, "input"), x.reshape(len(x), -1).numpy().astype(np.float64))
     with pytest.raises(ValueError, match="no layer 'encoder9'"):
         read_layer(out, "encoder9")
+
+
+def test_divergence_stops_with_an_error_naming_the_run(digits_file, tmp_path):
+    with pytest.raises(FloatingPointError, match=r"variant 'small' seed 0 diverged at epoch 1 .*"
+                       r"last finite validation loss [0-9.]+ at epoch 0\. Lower training\.lr"):
+        run(digits_file, tmp_path, lr=1e10)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.csv").exists()
+
+
+def test_a_diverged_seed_can_be_recorded_instead(digits_file, tmp_path):
+    train(digits_file, settings(lr=1e10), 0, tmp_path, on_divergence="exclude", log=lambda _: None)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert np.isfinite(float(rows[0]["val_loss"])) and not np.isfinite(float(rows[1]["val_loss"]))
+    model, state = load_checkpoint(tmp_path / "checkpoints" / "epoch0.pt")
+    assert model is not None and state["diverged"] == ""
+    for name in ("epoch2", "epoch8", "final"):
+        model, state = load_checkpoint(tmp_path / "checkpoints" / f"{name}.pt")
+        assert model is None and state["state_dict"] == {} and state["epoch"] == 1
+        assert "seed 0 diverged at epoch 1" in state["diverged"]
+    record(tmp_path / "checkpoints" / "final.pt", digits_file, tmp_path / "final.h5")
+    attrs = describe(tmp_path / "final.h5")
+    assert attrs["layer_names"] == [] and "diverged at epoch 1" in attrs["diverged"]
+    with h5py.File(tmp_path / "final.h5") as f:
+        assert len(f["layers"]) == 0

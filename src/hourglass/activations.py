@@ -3,7 +3,8 @@
 Layout: group `layers` holds one float32 dataset per layer (stimuli x layer
 shape); the root's attributes give the layer order and shapes, the seed,
 the checkpoint and the epochs its weights were trained for, the variant and
-its model settings, and the package version.
+its model settings, the package version, and `diverged`: empty, or why the
+run diverged, in which case the file holds no layers.
 """
 
 import json
@@ -22,10 +23,12 @@ def record(checkpoint, data, out, threads=1):
     """Run the probe set through `checkpoint` and write every layer to `out`."""
     torch.set_num_threads(threads)
     model, state = load_checkpoint(checkpoint)
-    x, _ = load_split(data, "probe")
-    with torch.no_grad():
-        batches = [model.layers(b) for b in x.split(EVAL_BATCH)]
-    names = model.layer_names
+    names, batches = [], []
+    if model is not None:
+        x, _ = load_split(data, "probe")
+        with torch.no_grad():
+            batches = [model.layers(b) for b in x.split(EVAL_BATCH)]
+        names = model.layer_names
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layers")
         for name in names:
@@ -35,7 +38,7 @@ def record(checkpoint, data, out, threads=1):
         write_attrs(
             f, layer_names=names, shapes={n: list(layers[n].shape[1:]) for n in names},
             seed=state["seed"], epoch=state["epoch"], variant=state["variant"],
-            model=state["model"], checkpoint=Path(checkpoint).stem,
+            model=state["model"], checkpoint=Path(checkpoint).stem, diverged=state["diverged"],
         )
 
 
@@ -56,6 +59,15 @@ def describe(path):
     for key in ("layer_names", "shapes", "model"):
         attrs[key] = json.loads(attrs[key])
     return attrs
+
+
+def without_diverged(files):
+    """`files` less those of every seed that diverged (at any checkpoint, so that
+    every checkpoint keeps the same seeds), and those seeds as (variant, seed)."""
+    attrs = {path: describe(path) for path in files}
+    diverged = sorted({(a["variant"], int(a["seed"])) for a in attrs.values() if a["diverged"]})
+    kept = [path for path, a in attrs.items() if (a["variant"], int(a["seed"])) not in diverged]
+    return kept, diverged
 
 
 def read_layer(path, layer):

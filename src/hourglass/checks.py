@@ -19,8 +19,9 @@ from hourglass import __version__
 from hourglass.io import FORMAT_VERSION, open_h5
 
 REWRITE = "delete it and re-run snakemake, which writes it again"
-ACTIVATION_ATTRS = ("layer_names", "shapes", "seed", "epoch", "variant", "checkpoint", "model")
-CHECKPOINT_KEYS = ("state_dict", "model", "variant", "input_shape", "seed", "epoch")
+ACTIVATION_ATTRS = ("layer_names", "shapes", "seed", "epoch", "variant", "checkpoint", "model",
+                    "diverged")
+CHECKPOINT_KEYS = ("state_dict", "model", "variant", "input_shape", "seed", "epoch", "diverged")
 DATASET_SPLITS = ("train", "val", "test", "probe")
 
 
@@ -68,7 +69,8 @@ def _problems(check, path, what):
 
 def activation_file(path):
     """The decoded attributes of one activation file and the number of probe
-    images it holds; raises InputError naming the file and the problem."""
+    images it holds (None for a diverged run's file, which holds no layers);
+    raises InputError naming the file and the problem."""
     with open_h5(path, "activations") as f:
         check_format(path, f.attrs, "activations")
         missing = [k for k in ACTIVATION_ATTRS if k not in f.attrs]
@@ -102,7 +104,7 @@ def activation_file(path):
                             f"probe images ({counts}); {REWRITE}")
     if problems:
         raise InputError("\n  - ".join(problems))
-    return attrs, next(iter(counts.values()), 0)
+    return attrs, None if attrs["diverged"] else next(iter(counts.values()), 0)
 
 
 def check_activation_files(paths, layers=(), one_variant=False):
@@ -119,14 +121,16 @@ def check_activation_files(paths, layers=(), one_variant=False):
         def one(path=path):
             attrs, n = activation_file(path)
             described[path] = (attrs, n)
-            absent = [layer for layer in layers if layer not in attrs["layer_names"]]
+            absent = [layer for layer in layers
+                      if layer not in attrs["layer_names"] and not attrs["diverged"]]
             if absent:
                 return [f"activations file {path} has no layer {', '.join(absent)}, which this "
                         f"stage needs; {REWRITE}"]
         problems += _problems(one, path, "activations file")
     counts = defaultdict(list)
     for path, (_, n) in described.items():
-        counts[n].append(str(path))
+        if n is not None:
+            counts[n].append(str(path))
     if len(counts) > 1:
         usual = max(counts, key=lambda n: len(counts[n]))
         odd = "; ".join(f"{', '.join(p)}: {n}" for n, p in counts.items() if n != usual)
@@ -149,11 +153,14 @@ def _one_variant(described):
     if len(variants) > 1:
         return [f"the activation files are of several variants ({', '.join(sorted(variants))}); "
                 "the consistency stage compares the seeds of one variant"]
+    # A seed that diverged at any checkpoint is left out of all (the stage says so).
+    diverged = {attrs["seed"] for attrs, _ in described.values() if attrs["diverged"]}
     runs = defaultdict(list)
     for path, (attrs, _) in described.items():
-        runs[attrs["checkpoint"]].append((attrs["seed"], path, attrs["layer_names"]))
+        if attrs["seed"] not in diverged:
+            runs[attrs["checkpoint"]].append((attrs["seed"], path, attrs["layer_names"]))
     for checkpoint, seeds in runs.items():
-        if len({s for s, _, _ in seeds}) < 2:
+        if len({s for s, _, _ in seeds}) < 2 and not diverged:
             problems.append(f"checkpoint {checkpoint!r} has activations of "
                             f"{len({s for s, _, _ in seeds})} seed(s); consistency needs at least "
                             "2 (config key seeds)")
@@ -242,6 +249,8 @@ def load_checkpoint(path):
     from hourglass.models import build_model
 
     state = read_checkpoint(path)
+    if state["diverged"]:  # a run that diverged: no weights, only why
+        return None, state
     try:
         model = build_model(state["model"], state["input_shape"])
     except (KeyError, TypeError, ValueError) as error:

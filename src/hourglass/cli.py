@@ -1,7 +1,9 @@
-"""`python -m hourglass <stage> ...`: the commands the workflow's rules run.
+"""hourglass: look into a study's files, compare two networks, start a new study.
 
-Each stage takes its settings as one JSON argument, exactly the `params` of
-its rule, so that what Snakemake tracks is what the stage uses.
+`hourglass inspect|measures|new-study|compare ...` are for people. The
+workflow stages (`python -m hourglass <stage> ...`) are what Snakemake's
+rules run: each takes its settings as one JSON argument, exactly the
+`params` of its rule, so that what Snakemake tracks is what the stage uses.
 """
 
 import argparse
@@ -21,7 +23,8 @@ def stage_data(args):
 def stage_train(args):
     from hourglass.train import train
 
-    train(args.data, args.settings, args.seed, args.out_dir, threads=args.threads)
+    train(args.data, args.settings, args.seed, args.out_dir, threads=args.threads,
+          on_divergence=args.on_divergence)
 
 
 def stage_activations(args):
@@ -57,12 +60,114 @@ def stage_figure(args):
     draw(args.kind, args.inputs, args.out, args.settings)
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="hourglass", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="stage", required=True)
+def user_inspect(args):
+    from hourglass.files import describe_file, format_description
 
+    for i, path in enumerate(args.files):
+        d = describe_file(path)
+        print(json.dumps(d, indent=2) if args.json else ("\n" if i else "") + format_description(d))
+
+
+def user_measures(args):
+    from hourglass.analyses.layerwise import format_measures
+
+    print(format_measures())
+
+
+def user_new_study(args):
+    from hourglass.studies import new_study
+
+    path = new_study(args.name, args.out)
+    print(f"wrote {path}; edit it, then run: snakemake --cores all --configfile {path}")
+
+
+def user_compare(args):
+    from hourglass.analyses.layerwise import compare_files, format_comparison, read_options
+    from hourglass.io import write_table
+
+    table = compare_files(args.a, args.b, args.measure, read_options(args.option), args.layer,
+                          args.matrix, log=lambda line: print(line, file=sys.stderr))
+    print(f"{args.measure} between\n  a: {args.a}\n  b: {args.b}")
+    print(format_comparison(table, args.measure, args.matrix))
+    if args.out:
+        write_table(table, args.out)
+        print(f"wrote {args.out}")
+
+
+Formatter = argparse.RawDescriptionHelpFormatter
+
+
+def command_list(title, sub, names):
+    """A section of `hourglass --help`: one line per command, its help."""
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    return f"{title}:\n" + "\n".join(f"  {name:<13} {helps[name]}" for name in names)
+
+
+def add_user_commands(sub):
+    def command(name, func, help, description, epilog=None):
+        c = sub.add_parser(name, help=help, description=description, epilog=epilog,
+                           formatter_class=Formatter)
+        c.set_defaults(func=func)
+        return c
+
+    c = command("inspect", user_inspect, "what a file of the workflow holds", """\
+Say what a file holds, for every kind of file the workflow writes:
+  activations  {variant}/seed{s}/activations/*.h5: layers (in order) and shapes,
+               seed, variant, checkpoint, trained epochs, model settings, version
+  checkpoint   {variant}/seed{s}/checkpoints/*.pt: settings, seed, epoch,
+               parameter shapes, version (read without running pickled code)
+  similarity   similarity/{measure}.h5: the measure, its options, the number of
+  matrix       representations, and the values of each label column
+  dataset      data/{dataset}.h5: splits, image shapes, classes, probe set
+and a killed training run's {variant}/seed{s}/.resume/state.pt. The kind is
+read from the file's content, not its name; anything else is an error.""",
+                epilog="example: hourglass inspect results/digits_consistency/latent4/seed0/activations/final.h5")
+    c.add_argument("files", nargs="+", type=Path, metavar="FILE", help="one or more files")
+    c.add_argument("--json", action="store_true", help="print each description as JSON")
+
+    command("measures", user_measures, "the similarity measures and their options", """\
+List the similarity measures that `similarity.measures` in a study's config
+and `hourglass compare --measure` take, with their options and defaults.""")
+
+    c = command("new-study", user_new_study, "write a commented config for a new study", """\
+Write the config of a new study NAME, every key explained in a comment, to
+configs/NAME.yaml of the checkout (or --out PATH). It starts as the default
+study (small, digits, minutes on a laptop) and is checked against the
+workflow's schema (workflow/schemas/config.schema.yaml, found beside the
+package's src/ folder or in the current folder). An existing file is never
+overwritten.""", epilog="""\
+example: hourglass new-study latent_sweep
+         snakemake --cores all --configfile configs/latent_sweep.yaml""")
+    c.add_argument("name", metavar="NAME",
+                   help="the study's name, also its folder under results/ (letters, digits, _ . -)")
+    c.add_argument("--out", type=Path, metavar="PATH", help="where to write it (default: configs/NAME.yaml)")
+
+    c = command("compare", user_compare, "a measure between two activation files, layer by layer", """\
+Compare two activation files (say, two seeds, or a network before and after
+training) with any measure of `hourglass measures`: each layer of A against
+the same layer of B (--layer picks some), or every layer of A against every
+layer of B (--matrix). Both files must hold the same probe stimuli. A dead
+layer (every probe image alike) has no similarity: it shows nan.""", epilog="""\
+examples:
+  hourglass compare latent4/seed0/activations/final.h5 latent4/seed1/activations/final.h5
+  hourglass compare A.h5 B.h5 --measure rsa --option compare=spearman --layer bottleneck1
+  hourglass compare A.h5 B.h5 --matrix --out cka.csv""")
+    c.add_argument("a", type=Path, metavar="A.h5", help="an activations file (the rows of --matrix)")
+    c.add_argument("b", type=Path, metavar="B.h5", help="another (the columns of --matrix)")
+    c.add_argument("--measure", default="linear_cka", help="a measure of `hourglass measures` (default: linear_cka)")
+    c.add_argument("--option", action="append", metavar="KEY=VALUE",
+                   help="an option of the measure, e.g. debiased=true (repeatable)")
+    c.add_argument("--layer", action="append", metavar="NAME",
+                   help="compare only this layer (repeatable; default: every layer both files have)")
+    c.add_argument("--matrix", action="store_true",
+                   help="every layer of A against every layer of B, as a layer x layer matrix")
+    c.add_argument("--out", type=Path, metavar="CSV",
+                   help="also write the table (with --matrix: one row per pair of layers) as CSV")
+
+
+def add_stage_commands(sub):
     def stage(name, func, help):
-        s = sub.add_parser(name, help=help)
+        s = sub.add_parser(name, help=help, description=f"Workflow stage: {help} (run by the rules).")
         s.set_defaults(func=func)
         s.add_argument("--settings", type=json.loads, default={},
                        help="the stage's settings as JSON (its rule's params)")
@@ -78,6 +183,8 @@ def parser():
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--seed", required=True, type=int)
     s.add_argument("--out-dir", required=True, type=Path)
+    s.add_argument("--on-divergence", choices=["fail", "exclude"], default="fail",
+                   help="stop with an error, or record the seed as diverged and go on")
     s = stage("activations", stage_activations, "record every layer on the probe set")
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--checkpoints", nargs="+", required=True, type=Path)
@@ -98,6 +205,26 @@ def parser():
     s.add_argument("kind")
     s.add_argument("--inputs", nargs="+", required=True, type=Path)
     s.add_argument("--out", nargs="+", required=True, type=Path)
+
+
+def parser():
+    from hourglass import __version__
+
+    p = argparse.ArgumentParser(prog="hourglass", description=__doc__.split("\n\n")[0],
+                                usage="hourglass [-h] [--version] COMMAND ...",
+                                formatter_class=Formatter)
+    p.add_argument("--version", action="version", version=f"hourglass {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", prog="hourglass",
+                           help=argparse.SUPPRESS)
+    add_user_commands(sub)
+    users = list(sub.choices)
+    add_stage_commands(sub)
+    stages = [name for name in sub.choices if name not in users]
+    p.epilog = "\n\n".join([
+        command_list("commands", sub, users),
+        command_list("workflow stages (what the Snakefile's rules run; settings as the rule's "
+                     "JSON params)", sub, stages),
+        "`hourglass COMMAND --help` describes each one."])
     return p
 
 
@@ -106,5 +233,5 @@ def main(argv=None):
     try:
         args.func(args)
     except (ValueError, OSError, FloatingPointError) as error:
-        print(f"hourglass {args.stage}: error: {error}", file=sys.stderr)
+        print(f"hourglass {args.command}: error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -82,6 +82,12 @@ def layer_panels(table):
     return fig, axes, panels
 
 
+def seed_count(seeds, diverged):
+    """'5 seeds', or '4 seeds, 1 diverged and excluded'."""
+    text = f"{int(seeds)} seed" + ("" if seeds == 1 else "s")
+    return text + f", {int(diverged)} diverged and excluded" if diverged else text
+
+
 def consistency(table, paths, dpi=150):
     """RC per layer: a panel per variant, a line per checkpoint, bootstrap interval shaded."""
     fig, axes, panels = layer_panels(table)
@@ -95,7 +101,8 @@ def consistency(table, paths, dpi=150):
                             color=colour, alpha=0.2, lw=0)
             ax.plot(line["layer_index"], line["rc"], marker="o", ms=3, color=colour,
                     label=epoch_label(epoch))
-        ax.set_title(f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)", pad=14)
+        ax.set_title(f"{variant} ({seed_count(rows['n_seeds'].iloc[0], rows['seeds_excluded'].iloc[0])})",
+                     pad=14)
         ax.axhline(0, color="grey", lw=0.5)
     axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds,\n"
                           "band: bootstrap interval over probe images)")
@@ -139,14 +146,17 @@ def training(metrics, paths, dpi=150):
                              sharey=True, squeeze=False)
     for ax, variant in zip(axes[0], variants):
         rows = metrics[metrics["variant"] == variant]
-        for _, run in rows.groupby("seed"):
+        runs = rows.groupby("seed")
+        finite = np.isfinite(rows[["train_loss", "val_loss"]]).all(axis=1)
+        diverged = (~finite).groupby(rows["seed"]).any().sum()
+        for _, run in runs:
             ax.plot(run["epoch"], run["train_loss"], color=PALETTE[0], lw=0.8, alpha=0.7)
             ax.plot(run["epoch"], run["val_loss"], color=PALETTE[1], lw=0.8, alpha=0.7)
         ax.plot([], [], color=PALETTE[0], label="train")
         ax.plot([], [], color=PALETTE[1], label="validation")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_title(f"{variant} ({rows['seed'].nunique()} seeds)")
+        ax.set_title(f"{variant} ({seed_count(rows['seed'].nunique() - diverged, diverged)})")
     axes[0, 0].set_ylabel("reconstruction loss per pixel")
     axes[0, 0].legend()
     save(fig, paths, dpi)
@@ -155,7 +165,8 @@ def training(metrics, paths, dpi=150):
 def reconstructions(inputs, labels, outputs, classes, paths, dpi=150, per_class=1):
     """Probe images (top row) and each variant's reconstructions below them.
 
-    inputs: N x C x H x W in [0, 1]; outputs: {variant: N x C x H x W}.
+    inputs: N x C x H x W in [0, 1]; outputs: {variant: N x C x H x W, or None
+    where the seed diverged}.
     Shows the first `per_class` probe images of every class.
     """
     picks = [i for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
@@ -164,13 +175,16 @@ def reconstructions(inputs, labels, outputs, classes, paths, dpi=150, per_class=
                              figsize=(0.9 * len(picks) + 1.2, 0.95 * len(rows)))
     for ax_row, (name, images) in zip(axes, rows.items()):
         for ax, i in zip(ax_row, picks):
-            image = np.clip(np.moveaxis(images[i], 0, -1), 0, 1)
-            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
-                      vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
             ax.spines[:].set_visible(False)
-        ax_row[0].set_ylabel(name, rotation=0, ha="right", va="center")
+            if images is None:
+                continue
+            image = np.clip(np.moveaxis(images[i], 0, -1), 0, 1)
+            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                      vmin=0, vmax=1)
+        label = name if images is not None else f"{name}\n(diverged)"
+        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center")
     for ax, i in zip(axes[0], picks):
         ax.set_title(classes[labels[i]], fontsize=7)
     save(fig, paths, dpi)
@@ -191,8 +205,9 @@ def draw(kind, inputs, paths, settings):
             classes = read_json_attr(f, "classes")
         outputs = {}
         for path in activation_files:
+            attrs = describe(path)
             with open_h5(path, "activations") as f:
-                outputs[describe(path)["variant"]] = f["layers/output"][()]
+                outputs[attrs["variant"]] = None if attrs["diverged"] else f["layers/output"][()]
         reconstructions(x.numpy(), y.numpy(), outputs, classes, paths, dpi,
                         per_class=settings.get("per_class", 1))
     elif kind.rsplit("_", 1)[-1] in MEASURE_FIGURES:

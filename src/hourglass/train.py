@@ -26,6 +26,7 @@ from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
 from hourglass.models import build_model
+from hourglass.progress import bar, log_line
 
 LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
@@ -91,7 +92,8 @@ def save(obj, path):
         torch.save(obj, tmp)
 
 
-def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
+def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch, diverged=""):
+    """A checkpoint; one of a run that diverged holds no weights and says why in `diverged`."""
     save({
         # on CPU, so that a checkpoint written on a GPU loads anywhere
         "state_dict": {k: v.cpu() for k, v in state_dict.items()},
@@ -100,6 +102,7 @@ def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch):
         "input_shape": list(input_shape),
         "seed": seed,
         "epoch": epoch,
+        "diverged": diverged,
         "hourglass_version": __version__,
         "format_version": FORMAT_VERSION,
     }, path)
@@ -129,11 +132,7 @@ def load_progress(path, identity, log):
     return progress
 
 
-def log_line(line):
-    print(line, flush=True)  # flushed, so that `tail -f` on the rule's log follows the run
-
-
-def train(data, settings, seed, out_dir, threads=1, log=log_line):
+def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=log_line):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
     Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
@@ -144,6 +143,11 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     weights; its `epoch` says how many epochs they had. Trains on
     `settings["training"]["device"]` ("cpu", the default, or "cuda"; see
     pick_device).
+
+    A loss or weights that stop being finite raise FloatingPointError, or with
+    `on_divergence="exclude"` end the run as diverged: the checkpoints not yet
+    written (final among them) are marked diverged and hold no weights, and
+    metrics.csv ends with the non-finite epoch.
     """
     torch.set_num_threads(threads)
     seed_everything(seed)
@@ -163,8 +167,9 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
     loss_fn = LOSSES[training["loss"]]
     wanted = sorted(settings["checkpoints"])
 
-    def checkpoint(name, state_dict, epoch):
-        save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch)
+    def checkpoint(name, state_dict, epoch, diverged=""):
+        save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch,
+                        diverged)
 
     def save_progress():
         save({**progress, "identity": identity, "model": model.state_dict(),
@@ -193,7 +198,9 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
         start = time.perf_counter()
         model.train()
         total = 0.0
-        for idx in torch.randperm(len(x_train), generator=order).split(training["batch_size"]):
+        batches = torch.randperm(len(x_train), generator=order).split(training["batch_size"])
+        for step, idx in enumerate(batches, 1):
+            bar(step, len(batches), f"epoch {epoch}/{training['max_epochs']}")
             batch = x_train[idx.to(device)]
             loss = loss_fn(model(batch), batch)
             optimizer.zero_grad()
@@ -202,7 +209,17 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
             total += loss.item() * batch.numel()
         train_loss, val_loss = total / x_train.numel(), mean_loss(model, loss_fn, x_val)
         seconds = time.perf_counter() - start
-        check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+        try:
+            check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+        except FloatingPointError as error:
+            if on_divergence != "exclude":
+                raise
+            # Not saved as progress: a resumed run diverges again, deterministically.
+            log(f"{error}\nrecorded as diverged (training.on_divergence: exclude); this seed "
+                "is left out of the consistency statistics and the measures")
+            progress["rows"].append((epoch, train_loss, val_loss, seconds))
+            progress["diverged"] = str(error)
+            break
         progress["rows"].append((epoch, train_loss, val_loss, seconds))
         progress["epoch"] = epoch
         if val_loss < progress["best"]:
@@ -221,10 +238,14 @@ def train(data, settings, seed, out_dir, threads=1, log=log_line):
             checkpoint(f"epoch{epoch}", model.state_dict(), epoch)
         save_progress()
 
-    for e in wanted:
-        if e > progress["epoch"]:
-            checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
-    checkpoint("final", progress["best_model"], progress["best_epoch"])
+    if "diverged" in progress:
+        for name in [f"epoch{e}" for e in wanted if e > progress["epoch"]] + ["final"]:
+            checkpoint(name, {}, progress["epoch"] + 1, progress["diverged"])
+    else:
+        for e in wanted:
+            if e > progress["epoch"]:
+                checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
+        checkpoint("final", progress["best_model"], progress["best_epoch"])
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
     return progress["rows"]
@@ -260,7 +281,9 @@ def publish(work, out_dir, names, variant, seed, rows):
 def load_checkpoint(path):
     """A trained model and its checkpoint record, read without running pickled code
     (torch.load weights_only=True); a damaged checkpoint, one of another file
-    format or one whose weights do not fit its settings raises InputError."""
+    format or one whose weights do not fit its settings raises InputError.
+
+    The model is None for a checkpoint of a run that diverged."""
     from hourglass.checks import load_checkpoint as checked
 
     return checked(path)

@@ -49,20 +49,31 @@ def to_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+# The model keys each architecture ignores: editing them re-trains nothing.
+IGNORED_MODEL_KEYS = {"fc": ["channels"], "conv": ["widths"]}
+
+
 def architecture_keys(model):
-    """The model settings without those its architecture ignores, so that
-    editing them re-trains nothing."""
-    ignored = {"fc": "channels", "conv": "widths"}[model["architecture"]]
-    return {k: v for k, v in model.items() if k != ignored}
+    """The model settings less those its architecture ignores."""
+    ignored = IGNORED_MODEL_KEYS.get(model["architecture"], [])
+    return {k: v for k, v in model.items() if k not in ignored}
+
+
+def variant_training(variant):
+    return {**config["training"], **VARIANT_OVERRIDES[variant].get("training", {})}
 
 
 def variant_settings(variant):
-    """Everything training `variant` depends on."""
-    override = VARIANT_OVERRIDES[variant]
+    """Everything training `variant` depends on. What happens on divergence is
+    left out: it changes nothing for a seed that does not diverge."""
+    training = variant_training(variant)
+    training.pop("on_divergence")
     return {
         "variant": variant,
-        "model": architecture_keys({**config["model"], **override.get("model", {})}),
-        "training": {**config["training"], **override.get("training", {})},
+        "model": architecture_keys(
+            {**config["model"], **VARIANT_OVERRIDES[variant].get("model", {})}
+        ),
+        "training": training,
         "checkpoints": sorted(config["checkpoints"]),
     }
 
@@ -127,4 +138,16 @@ def figure_inputs(w):
     return [DATA_FILE] + expand(
         f"{STUDY_DIR}/{{variant}}/seed{SEEDS[0]}/activations/final.h5",
         variant=VARIANTS,
+    )
+
+
+def summary():
+    """Where a finished run's results are, for the end of Snakemake's output."""
+    return "\n".join(
+        [
+            f"hourglass: study {config['study']!r} is complete.",
+            f"  tables   {STUDY_DIR}/similarity/ (consistency.csv, mds.csv, one per measure)",
+            f"  figures  {STUDY_DIR}/figures/",
+            f"  logs     {STUDY_DIR}/logs/",
+        ]
     )

@@ -24,7 +24,10 @@ rule train:
         mem_mb=3000,
         runtime=120,
         # One GPU per job for variants that train on CUDA; none otherwise.
-        gpu=lambda w: int(variant_settings(w.variant)["training"]["device"] == "cuda"),
+        gpu=lambda w: int(variant_training(w.variant)["device"] == "cuda"),
+        # Resources, unlike params, are no re-run trigger: switching it re-runs
+        # only the seeds that failed.
+        on_divergence=lambda w: variant_training(w.variant)["on_divergence"],
     params:
         settings=lambda w: to_json(variant_settings(w.variant)),
         out_dir=run_dir,
@@ -32,4 +35,5 @@ rule train:
     shell:
         "python -m hourglass train --data {input.data} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --threads {threads}"
+        " --on-divergence {resources.on_divergence}"
         " --settings {params.settings:q} > {log} 2>&1"

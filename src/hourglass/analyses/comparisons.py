@@ -1,6 +1,7 @@
 """All-pairs comparisons of a study's representations with one similarity
 measure: every (variant, seed, checkpoint, layer) against every other.
 
+Seeds that diverged are left out (see activations.without_diverged).
 A layer that tells no probe images apart (a dead layer: every image alike,
 or for RSA an RDM with all dissimilarities equal) has no similarity to
 anything; it is left out of the computation, its row
@@ -11,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import checkpoint_epoch, describe, read_layer
+from hourglass.activations import checkpoint_epoch, describe, read_layer, without_diverged
 from hourglass.checks import check_activation_files
 from hourglass.io import write_matrix, write_table
+from hourglass.progress import every, log_line
 from hourglass.similarity import all_pairs, rdm, upper_triangle
 
 LABELS = ["variant", "seed", "epoch", "trained_epochs", "layer", "layer_index"]
@@ -44,8 +46,11 @@ def is_degenerate(X, measure, options):
 
 
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
-            log=print):
+            log=log_line):
     """The R x R matrix of `measure` over every representation in `files`, and its labels."""
+    files, diverged = without_diverged(files)
+    if diverged:
+        log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
     labels, loaders = representations(files)
     labels["constant"] = [is_degenerate(load(), measure, options) for load in loaders]
     for row in labels[labels["constant"]].itertuples():
@@ -54,10 +59,11 @@ def compare(files, measure, options, dtype="float64", device="cpu", max_memory_g
     keep = np.flatnonzero(~labels["constant"].to_numpy())
     names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
-    log(f"{measure}: {len(keep)} representations, {len(keep) * (len(keep) - 1) // 2} pairs")
+    log(f"{measure}: {len(keep)} representations")
     kept = all_pairs([loaders[i] for i in keep], measure, names=[names[i] for i in keep],
                      dtype=getattr(torch, dtype), device=device, max_memory=max_memory,
-                     **options)
+                     progress=every(30, log), **options)
+    log(f"{measure}: every pair done")
     matrix = np.full((len(labels), len(labels)), np.nan)
     matrix[np.ix_(keep, keep)] = kept
     return matrix, labels

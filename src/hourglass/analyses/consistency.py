@@ -11,9 +11,11 @@ import numpy as np
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import checkpoint_epoch, describe, layer_region, read_layer
+from hourglass.activations import (checkpoint_epoch, describe, layer_region, read_layer,
+                                   without_diverged)
 from hourglass.checks import check_activation_files
 from hourglass.io import write_table
+from hourglass.progress import log_line
 from hourglass.similarity.arrays import unit_rows
 from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 
@@ -112,16 +114,26 @@ def mds_2d(dissimilarity, seed=0):
     return mds.fit_transform(np.asarray(dissimilarity, dtype=np.float64))
 
 
-def variant_consistency(files, n_boot, ci, seed, log=print):
+def variant_consistency(files, n_boot, ci, seed, log=log_line):
     """RC per checkpoint and layer, and MDS of layers x seeds, for one variant.
 
     files: activation files of one variant, every seed at every checkpoint.
+    Seeds that diverged are left out; `seeds_excluded` counts them.
     Returns two tables (lists of dicts): consistency rows and MDS rows.
     """
+    kept, diverged = without_diverged(files)
+    if diverged:
+        log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
     runs = {}
-    for path in files:
+    for path in kept:
         attrs = describe(path)
         runs.setdefault(attrs["checkpoint"], []).append((int(attrs["seed"]), path, attrs))
+    trained = {s for seeds in runs.values() for s, _, _ in seeds}
+    if len(trained) < 2:
+        raise ValueError(
+            f"variant {describe(files[0])['variant']!r}: {len(diverged)} of its seeds diverged "
+            f"and {len(trained)} trained to the end; consistency needs at least 2. Lower "
+            "training.lr or add seeds.")
     consistency, mds = [], []
     for label, seeds in runs.items():
         seeds.sort(key=lambda s: s[0])
@@ -137,7 +149,8 @@ def variant_consistency(files, n_boot, ci, seed, log=print):
             triangles.append(upper_triangle(rdms))
             consistency.append(dict(
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
-                region=layer_region(layer), n_seeds=len(seeds), **stats,
+                region=layer_region(layer), n_seeds=len(seeds), seeds_excluded=len(diverged),
+                **stats,
                 trained_epochs_min=min(int(s[2]["epoch"]) for s in seeds),
                 trained_epochs_max=max(int(s[2]["epoch"]) for s in seeds),
                 constant_stimuli=max(constant_patterns(a) for a in acts),

@@ -17,6 +17,7 @@ def all_pairs(
     dtype=torch.float64,
     device="cpu",
     max_memory: int | None = None,
+    progress=None,
     **measure_kwargs,
 ) -> np.ndarray:
     """The R x R matrix of `measure` between `representations` (R x S against `others`).
@@ -32,6 +33,9 @@ def all_pairs(
         memory and time, with errors of about 1e-5; Procrustes distances
         near 0 are off by up to about 1e-3, see `procrustes_distance`).
     max_memory: bytes of summaries to hold at once (None: no limit).
+    progress: called with a line of text (summaries made, pairs done of all)
+        after each summary and each block of pairs; the caller decides how
+        often to show it.
 
     Each representation is summarised once (a centred Gram matrix for CKA,
     a prepared RDM triangle for RSA, a rank-revealing basis for
@@ -55,12 +59,20 @@ def all_pairs(
     budget = None if max_memory is None else max_memory // 2
     itemsize = torch.empty((), dtype=dtype).element_size()
     reference = None  # (name, stimuli) of the first representation loaded: all must match it
+    # A symmetric measure of representations with themselves fills one triangle.
+    triangle = others is None and plan.symmetric
+    pairs = len(rows) * (len(rows) + 1) // 2 if triangle else len(rows) * len(cols)
+    made, done = 0, 0
+
+    def report():
+        if progress is not None:
+            progress(f"{made} summaries made, {done} of {pairs} pairs done")
 
     def blocks(sources):
         # Yields lists of (index, summary) whose summaries fit in `budget`. The
         # next representation is loaded before the block is handed over, but it
         # is summarised only after the consumer has dropped the previous block.
-        nonlocal reference
+        nonlocal reference, made
         block, used = [], 0
         for index, (name, source) in sources:
             X = representation(
@@ -85,14 +97,19 @@ def all_pairs(
                     block, used = [], 0
             block.append((index, plan.summarise(X, name)))
             used += size
+            made += 1
+            report()
         if block:
             yield block
 
     out = np.full((len(rows), len(cols)), np.nan)
 
     def fill(A, B):
+        nonlocal done
         values = plan.combine([s for _, s in A], [s for _, s in B]).cpu().double().numpy()
         out[np.ix_([i for i, _ in A], [j for j, _ in B])] = values
+        done += len(A) * (len(A) + 1) // 2 if triangle and A is B else len(A) * len(B)
+        report()
 
     for row_block in blocks(enumerate(rows)):
         if others is not None:
@@ -107,7 +124,7 @@ def all_pairs(
             if not plan.symmetric:
                 fill(col_block, row_block)
             del col_block
-    if others is None and plan.symmetric:
+    if triangle:
         out = np.triu(out) + np.triu(out, 1).T
     return out
 

@@ -1,0 +1,142 @@
+"""A new study's config (`hourglass new-study`): a commented template, checked
+against the workflow's schema before it is written.
+
+The schema lives in the workflow (workflow/schemas/config.schema.yaml), beside
+src/ in a checkout; `find_schema` looks for it there and in the current folder.
+"""
+
+import re
+from pathlib import Path
+from string import Template
+
+import yaml
+
+from hourglass.config import check_config, check_measures, load_schema
+
+SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
+
+TEMPLATE = Template("""\
+# Study $study: written by `hourglass new-study`. It starts as the default
+# study (a small fully connected autoencoder on scikit-learn's 8x8 digits,
+# minutes on a laptop CPU): edit it, then run
+#   snakemake --cores all --configfile $path
+# Every key is described, with its default, in
+# workflow/schemas/config.schema.yaml; a key left out takes its default.
+# Results go to results/$study/.
+study: $study            # folder name under results/: letters, digits, _ . -
+
+data:
+  dataset: digits        # digits (offline), fashion_mnist, mnist or cifar10
+  root: data             # folder of torchvision datasets (or Debian's Fashion-MNIST files)
+  download: false        # let torchvision download a missing dataset (needs the network)
+  val_fraction: 0.1      # of the training images, held out for early stopping
+  train_size: null       # train on a class-stratified subset of this many images (null = all)
+  probe_size: 300        # test images every layer is recorded on (class-stratified)
+  split_seed: 0          # fixes the splits and the probe set
+
+seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2
+
+# Epochs whose weights are recorded besides the final (best validation) ones;
+# 0 = untrained. Where training ends earlier, a checkpoint holds the final weights.
+checkpoints: [0]
+
+model:                   # every variant's model, unless the variant overrides a key
+  architecture: fc       # fc: fully connected; conv: convolutional (images whose sides divide by 4)
+  widths: [64, 48, 32, 16]   # fc encoder widths, mirrored by the decoder
+  # channels: [32, 64, 128]  # conv encoder channels, mirrored by the decoder
+  latent: 16             # units in each bottleneck layer
+  bottleneck_layers: 1   # bottleneck layers of `latent` units each
+  init: glorot_uniform   # or glorot_normal
+
+training:                # every variant's training, unless the variant overrides a key
+  loss: mse              # or bce
+  lr: 0.001              # Adam's learning rate
+  batch_size: 32         # images per step
+  max_epochs: 200        # at most; early stopping usually ends sooner
+  patience: 10           # stop after this many epochs without a lower validation loss
+  device: cpu            # or cuda: each training job asks for one GPU
+  on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out
+
+# The settings compared: each variant overrides some model / training keys.
+variants:
+  latent4:
+    model: {latent: 4}
+  latent8:
+    model: {latent: 8}
+
+similarity:
+  bootstrap: 1000        # resamples of the probe images for RC's confidence interval
+  ci: 0.95               # level of that interval
+  seed: 0                # fixes the resamples
+  measures:              # between every pair of variant x seed x checkpoint x layer,
+    linear_cka: {}       # each with its options, e.g. linear_cka: {debiased: true};
+    rsa: {}              # `hourglass measures` lists them all
+    procrustes: {}
+  dtype: float64         # or float32: faster, ~1e-6 relative error
+  device: cpu            # or cuda: the measure jobs ask for one GPU
+  max_memory_gb: 4       # memory an all-pairs job may hold at once (null = no limit)
+
+figures:
+  formats: [png, pdf]    # any of png, pdf, svg
+  dpi: 150
+  reconstructions:
+    per_class: 1         # probe images per class in the reconstructions figure
+""")
+
+
+class SchemaNotFound(OSError):
+    pass
+
+
+def find_schema() -> Path:
+    """The workflow's config schema: beside src/ of the checkout this package
+    runs from, or under the current folder (the repository root)."""
+    package_root = Path(__file__).resolve().parents[2]
+    places = [package_root, Path.cwd()]
+    for root in places:
+        if (root / SCHEMA).is_file():
+            return root / SCHEMA
+    looked = " and ".join(str(root / SCHEMA) for root in dict.fromkeys(places))
+    raise SchemaNotFound(
+        f"cannot find the workflow's config schema: looked for {looked}. hourglass new-study "
+        "needs the workflow beside the package: install hourglass from a clone of the "
+        "repository (pip install -e .) or run it from the repository's root folder")
+
+
+def check_name(name: str, schema: dict):
+    """ValueError unless `name` is a study name the schema takes (it becomes a folder name)."""
+    pattern = schema["$defs"]["name"]["pattern"]
+    if not re.fullmatch(pattern, name):
+        raise ValueError(f"study name {name!r} is not allowed: "
+                         f"{schema['$defs']['name'].get('description', pattern)}")
+
+
+def study_config(name: str, path_shown: str) -> str:
+    """The commented config text of a new study `name`."""
+    return TEMPLATE.substitute(study=name, path=path_shown)
+
+
+def new_study(name: str, out=None) -> Path:
+    """Write the config of a new study `name` to `out` (default: configs/{name}.yaml
+    in the checkout holding the workflow) and return its path. Refuses to
+    overwrite a file; the text is checked against the schema before it is written."""
+    schema_path = find_schema()
+    check_name(name, load_schema(schema_path))
+    if out is None:
+        out = schema_path.parents[2] / "configs" / f"{name}.yaml"
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; nothing was written. Choose another "
+                              "study name or --out path, or delete the file first")
+    try:
+        shown = out.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = out
+    text = study_config(name, shown.as_posix())
+    config = yaml.safe_load(text)
+    check_config(config, schema_path)
+    check_measures(config["similarity"]["measures"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "x") as f:  # "x": never overwrite, even a file made meanwhile
+        f.write(text)
+    return out
