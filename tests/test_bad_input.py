@@ -5,9 +5,10 @@ nanosecond of their mtime).
 
 Stages run through their real entry point (`python -m hourglass <stage>`'s
 `main`, in process); configs and paths through `snakemake` (marked slow).
-Every test case tries one bad input, except three controls
-(test_the_stages_run_on_good_input, test_every_torch_load_and_yaml_read_is_safe,
-test_a_target_inside_the_study_is_planned): 62 bad inputs in all.
+Every test case tries one bad input, except four controls
+(test_the_stages_run_on_good_input, test_a_diverged_seeds_files_pass_the_checks,
+test_every_torch_load_and_yaml_read_is_safe, test_a_target_inside_the_study_is_planned):
+62 bad inputs in all.
 """
 
 import gzip
@@ -126,6 +127,22 @@ def test_the_stages_run_on_good_input(study, capsys):
     main([str(a) for a in activations(study, study / "latent4" / "seed0")])
     assert (study / "similarity" / "latent4" / "consistency.csv").exists()
     assert (study / "latent4" / "seed0" / "new" / "final.h5").exists()
+
+
+def test_a_diverged_seeds_files_pass_the_checks(study, capsys):
+    """The control for diverged runs (training.on_divergence: exclude): their
+    checkpoints hold no weights and their activation files no layers, by design."""
+    from hourglass.train import save_checkpoint
+
+    run = study / "latent4" / "seed2"
+    for name in ("epoch0", "final"):
+        save_checkpoint(run / "checkpoints" / f"{name}.pt", {}, settings("latent4", 4), (1, 8, 8),
+                        2, 1, diverged="loss is nan")
+    main([str(a) for a in activations(study, run)])
+    files = acts(study) + [run / "new" / "epoch0.h5", run / "new" / "final.h5"]
+    main([str(a) for a in consistency(study, files)])
+    main([str(a) for a in measure(study, files)])
+    assert (study / "similarity" / "linear_cka.csv").exists()
 
 
 # ---------------------------------------------------------- dataset files
