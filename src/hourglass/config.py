@@ -57,3 +57,14 @@ def check_config(config, schema_path):
         problems = "\n".join(f"  - {describe_error(e)}" for e in errors)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
                           f"{Path(schema_path).name} (workflow/schemas/).")
+
+
+def write_effective_config(config, path):
+    """Write a study's effective config (its files with every default filled
+    in, as validated) to `path` as YAML, for the results and the report."""
+    from hourglass.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(f"# The effective config of study {config['study']}: its config files with\n"
+                "# every default filled in (keys: workflow/schemas/config.schema.yaml).\n")
+        yaml.safe_dump(config, f, sort_keys=False, default_flow_style=None)
