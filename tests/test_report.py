@@ -206,6 +206,8 @@ def test_report_renders_every_figure_with_its_caption(report, browser):
                     By.TAG_NAME, "nav").text and b.find_element(By.TAG_NAME, "nav").text,
                     f"the caption of {name}")
                 assert f"python -m hourglass figure {figure}" in caption, caption
+                # the figure's own text, not only the common last lines
+                assert len(caption.split("DESCRIPTION", 1)[1].split("Drawn by")[0]) > 250, caption
                 seen[figure] = category
                 open_report(browser, path)
                 click_text(browser, category)
@@ -226,11 +228,17 @@ def test_report_renders_every_figure_with_its_caption(report, browser):
     assert config["study"] == "tiny" and config["training"]["patience"] == 2
     assert config == yaml.safe_load((study / "config.yaml").read_text())
 
-    # Snakemake's runtime statistics: a chart per rule
+    # Snakemake's runtime statistics: a chart per rule, the runtimes on a log
+    # scale, which a job with no positive runtime blanks
     open_report(browser, path)
+    runtimes = browser.execute_script("return runtimes_spec.data.values")
+    assert {r["rule"] for r in runtimes} >= {"train", "figure", "study_config"}
+    assert all(r["runtime"] > 0 for r in runtimes), runtimes
     click_text(browser, "Statistics")
     wait_for(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"),
              "the runtime charts")
+    time.sleep(1)  # vega draws after it adds the canvas
+    browser.save_screenshot(shots / "statistics.png")
 
     # The screenshot for people: the overview on display, its caption beside it
     open_report(browser, path)

@@ -67,4 +67,30 @@ def write_effective_config(config, path):
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write(f"# The effective config of study {config['study']}: its config files with\n"
                 "# every default filled in (keys: workflow/schemas/config.schema.yaml).\n")
-        yaml.safe_dump(config, f, sort_keys=False, default_flow_style=None)
+        yaml.dump(config, f, Dumper=_ConfigDumper, sort_keys=False)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Block mappings, lists on one line: [0, 1, 2]."""
+
+
+_ConfigDumper.add_representer(list, lambda dumper, value: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", value, flow_style=True))
+
+
+def main(argv=None):
+    """python -m hourglass.config: what rule study_config runs."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m hourglass.config",
+                                description="write a study's effective config as YAML")
+    p.add_argument("--settings", type=json.loads, required=True,
+                   help="the effective config as JSON (the rule's params)")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    write_effective_config(args.settings, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
-from hourglass.config import check_config, check_measures, write_effective_config
+from hourglass.config import check_config, check_measures
 
 # Every problem, named by its key, before anything runs.
 check_config(

@@ -1,5 +1,7 @@
 # The study's effective config (its files, every default filled in) beside its
-# results, and in the report: the settings the results were made with.
+# results, and in the report: the settings the results were made with. (A job
+# of its own process: a run: block's job gets a negative runtime, which blanks
+# the report's log-scale runtime chart.)
 localrules:
     study_config,
 
@@ -14,8 +16,10 @@ rule study_config:
         ),
     log:
         f"{STUDY_DIR}/logs/study_config.log",
+    conda:
+        "../envs/hourglass.yaml"
     params:
         config=to_json(config),
         code=code_hash("config"),
-    run:
-        write_effective_config(json.loads(params.config), output[0])
+    shell:
+        "python -m hourglass.config --settings {params.config:q} --out {output} > {log} 2>&1"
