@@ -1,4 +1,7 @@
 # make run: set up .venv when missing and run the default study.
+# make report: the same, then the study's report, results/{study}/report.html.
+#   Both take CONFIG=configs/x.yaml (or CONFIG="x.yaml y.yaml") for another
+#   study, as snakemake's --configfile does.
 # make test: the same set-up, then the test suite but for the cluster test.
 # make test-cluster: the same set-up, then the study on a private SLURM
 #   cluster the test starts (tests/cluster/slurm-up; as root it installs
@@ -9,7 +12,14 @@ STAMP := $(VENV)/.installed
 # Rules run `python -m hourglass ...`: the venv's python must come first.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test test-cluster
+CONFIG ?=
+CONFIGFILE := $(if $(CONFIG),--configfile $(CONFIG))
+# The study's name: from the last of its config files that sets one.
+STUDY = $(shell $(BIN)/python -c 'import sys, yaml; \
+	print([s for f in sys.argv[1:] for s in [yaml.safe_load(open(f)).get("study")] if s][-1])' \
+	$(or $(CONFIG),config.yaml))
+
+.PHONY: run report test test-cluster
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -18,7 +28,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	snakemake --cores all
+	snakemake --cores all $(CONFIGFILE)
+
+report: run
+	snakemake $(CONFIGFILE) --report results/$(STUDY)/report.html
 
 test: $(STAMP)
 	pytest -m "not cluster"

@@ -27,6 +27,12 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
+
+
+# snakemake --report results/{study}/report.html (make report): the figures with
+# their captions (workflow/report/), the study's config, runtime statistics.
+report: "workflow/report/workflow.rst"
 
 
 rule all:
@@ -34,6 +40,7 @@ rule all:
         f"{STUDY_DIR}/similarity/consistency.csv",
         f"{STUDY_DIR}/similarity/mds.csv",
         expand(f"{STUDY_DIR}/similarity/{{measure}}.csv", measure=MEASURES),
+        f"{STUDY_DIR}/config.yaml",
         expand(
             f"{STUDY_DIR}/figures/{{figure}}.{{fmt}}",
             figure=FIGURES,

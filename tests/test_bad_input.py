@@ -502,11 +502,11 @@ def test_bad_config_stops_before_any_job(workflow, tmp_path, bad, message):
 
 @pytest.mark.slow
 def test_configfile_that_does_not_parse(workflow, tmp_path):
-    """Snakemake parses --configfile itself, and names no file; hourglass.config does."""
+    """Snakemake parses --configfile itself, and names no file; hourglass check does."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("study: tiny\nvariants:\n  a: {model: {latent: 4}\n  b: {}\n")
     rejected(workflow, ["tiny.yaml", str(bad)], "not valid JSON or YAML")
-    result = subprocess.run([sys.executable, "-m", "hourglass.config", "tiny.yaml", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "hourglass", "check", "tiny.yaml", str(bad)],
                             cwd=workflow, capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(workflow / "src")))
     assert result.returncode == 1

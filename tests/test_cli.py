@@ -75,19 +75,23 @@ def matrix_file(runs, tmp_path_factory):
 
 # --- help -------------------------------------------------------------------
 
+USER_COMMANDS = ("inspect", "measures", "check", "new-study", "compare")
+
+
 def test_help_separates_user_commands_from_workflow_stages():
     result = hourglass("--help")
     assert result.returncode == 0, result.stderr
     users, stages = result.stdout.split("\ncommands:\n")[1].split("\nworkflow stages")
-    for name in ("inspect", "measures", "new-study", "compare"):
+    for name in USER_COMMANDS:
         assert re.search(rf"^  {name} +\w", users, re.M)
-    for name in ("data", "train", "activations", "consistency", "measure", "gather", "figure"):
+    for name in ("config", "data", "train", "activations", "consistency", "measure", "gather",
+                 "figure"):
         assert re.search(rf"^  {name} +\w", stages, re.M)
-    assert re.findall(r"^  (\S+)", users, re.M) == ["inspect", "measures", "new-study", "compare"]
+    assert re.findall(r"^  (\S+)", users, re.M) == list(USER_COMMANDS)
     assert result.stdout.startswith("usage: hourglass [-h] [--version] COMMAND ...")
 
 
-@pytest.mark.parametrize("command", ["inspect", "measures", "new-study", "compare"])
+@pytest.mark.parametrize("command", USER_COMMANDS)
 def test_every_user_command_has_a_help(capsys, command):
     code, out, _ = run(capsys, command, "--help")
     assert code == 0

@@ -17,9 +17,11 @@ from hourglass.io import read_matrix
 
 pytestmark = pytest.mark.slow
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
-FIGURES = ("consistency", "mds", "training", "reconstructions") + tuple(
+FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
+# results/{study}/config.yaml, the effective config: rewritten whenever the config changes
+CONFIG_JOB = ("study_config", "")
 
 
 def snakemake(workdir, *args, check=True):
@@ -91,6 +93,9 @@ def test_every_output_is_there_and_sane(study):
     for figure in FIGURES:
         png = out / "figures" / f"{figure}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    effective = yaml.safe_load((out / "config.yaml").read_text())
+    assert effective["seeds"] == seeds and effective["variants"]["latent8"]["training"]["lr"] == 0.002
+    assert effective["training"]["loss"] == "mse", "defaults are filled in"
     assert not list(out.rglob(".*.tmp")), "temporary files left behind"
 
 
@@ -108,22 +113,24 @@ def test_touching_the_code_runs_nothing(study):
 def test_figure_option_reruns_only_that_figure(study, tmp_path):
     override = tmp_path / "dpi.yaml"
     override.write_text("figures: {reconstructions: {per_class: 2}}\n")
-    assert planned_jobs(study, str(override)) == Counter({("figure", "figure=reconstructions"): 1})
+    assert planned_jobs(study, str(override)) == Counter({("figure", "figure=reconstructions"): 1,
+                                                          CONFIG_JOB: 1})
     override.write_text("figures: {dpi: 61}\n")
-    assert set(planned_jobs(study, str(override))) == ALL_FIGURE_JOBS
+    assert set(planned_jobs(study, str(override))) == ALL_FIGURE_JOBS | {CONFIG_JOB}
 
 
-def test_where_the_data_comes_from_reruns_nothing(study, tmp_path):
+def test_where_the_data_comes_from_reruns_only_the_config_record(study, tmp_path):
     override = tmp_path / "root.yaml"
     override.write_text("data: {root: /elsewhere, download: true}\nmodel: {channels: [8, 8, 8]}\n")
-    assert planned_jobs(study, str(override)) == Counter()
+    assert planned_jobs(study, str(override)) == Counter({CONFIG_JOB: 1})
 
 
 def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path):
     override = tmp_path / "lr.yaml"
     override.write_text("variants: {latent8: {training: {lr: 0.003}}}\n")
     jobs = planned_jobs(study, str(override))
-    expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1})
+    expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1,
+                        CONFIG_JOB: 1})
     for measure in MEASURES:
         expected[("measure", f"measure={measure}")] = 1
     for seed in (0, 1, 2):
@@ -143,11 +150,14 @@ def edited(path):
 
 @pytest.mark.parametrize("module,expected", [
     ("plots.py", ALL_FIGURE_JOBS),
+    # the overview draws RC and the first measure
     ("analyses/comparisons.py", {("measure", f"measure={m}") for m in MEASURES} | {
-        ("figure", f"figure={m}_{view}") for m in MEASURES for view in ("layers", "seeds", "epochs")}),
+        ("figure", f"figure={m}_{view}") for m in MEASURES for view in ("layers", "seeds", "epochs")}
+        | {("figure", "figure=overview")}),
     ("analyses/consistency.py", {("consistency", "variant=latent4"),
                                  ("consistency", "variant=latent8"), ("gather_similarity", ""),
-                                 ("figure", "figure=consistency"), ("figure", "figure=mds")}),
+                                 ("figure", "figure=consistency"), ("figure", "figure=mds"),
+                                 ("figure", "figure=overview")}),
 ])
 def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module, expected):
     path = study / "src" / "hourglass" / module
@@ -170,6 +180,8 @@ def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module,
      "similarity.measures.linear_cka: measure 'linear_cka' takes the options (debiased"),
     ("similarity: {measures: {cka: {}}}", "'cka' is not known; choose one of: rsa, linear_cka"),
     ("variants: {'../escape': {}}", "variants: '../escape' does not match"),
+    ("figures: {formats: [pdf, svg]}", "figures.formats: ['pdf', 'svg'] does not contain items"
+     " matching the given schema (file formats of every figure; png must be among them"),
 ])
 def test_bad_config_stops_at_start_naming_the_key(study, tmp_path, bad, message):
     override = tmp_path / "bad.yaml"

@@ -20,6 +20,12 @@ def stage_data(args):
             s["probe_size"], s["split_seed"], args.out)
 
 
+def stage_config(args):
+    from hourglass.config import write_effective_config
+
+    write_effective_config(args.settings, args.out)
+
+
 def stage_train(args):
     from hourglass.train import train
 
@@ -81,6 +87,14 @@ def user_new_study(args):
     print(f"wrote {path}; edit it, then run: snakemake --cores all --configfile {path}")
 
 
+def user_check(args):
+    from hourglass.config import check_files
+    from hourglass.studies import find_schema
+
+    check_files(args.files, find_schema())
+    print(f"{' '.join(map(str, args.files))}: config OK")
+
+
 def user_compare(args):
     from hourglass.analyses.layerwise import compare_files, format_comparison, read_options
     from hourglass.io import write_table
@@ -128,6 +142,15 @@ read from the file's content, not its name; anything else is an error.""",
     command("measures", user_measures, "the similarity measures and their options", """\
 List the similarity measures that `similarity.measures` in a study's config
 and `hourglass compare --measure` take, with their options and defaults.""")
+
+    c = command("check", user_check, "check a study's config files before running them", """\
+Parse a study's config files, merge them in order as `snakemake --configfile
+A.yaml B.yaml` does, and check the result against the workflow's schema and
+the measures' options. Unlike Snakemake's, its message for a file that does
+not parse names the file, the line and the column.""",
+                epilog="example: hourglass check configs/fashion_mnist_consistency.yaml "
+                       "configs/fashion_mnist_consistency_20k.yaml")
+    c.add_argument("files", nargs="+", type=Path, metavar="FILE", help="config files, in order")
 
     c = command("new-study", user_new_study, "write a commented config for a new study", """\
 Write the config of a new study NAME, every key explained in a comment, to
@@ -178,6 +201,8 @@ def add_stage_commands(sub):
     s.add_argument("--root", required=True, help="folder the dataset is read from")
     s.add_argument("--download", choices=["True", "False"], default="False",
                    help="download it when missing (needs the network)")
+    s.add_argument("--out", required=True, type=Path)
+    s = stage("config", stage_config, "write the study's effective config as YAML")
     s.add_argument("--out", required=True, type=Path)
     s = stage("train", stage_train, "train one variant under one seed")
     s.add_argument("--data", required=True, type=Path)

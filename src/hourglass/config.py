@@ -86,28 +86,33 @@ def check_config(config, schema_path):
                           f"{Path(schema_path).name} (workflow/schemas/).")
 
 
-def main(argv=None):
-    """`python -m hourglass.config STUDY.yaml [OVERRIDE.yaml ...]`: parse the files,
-    merge them in order as `snakemake --configfile` does, and check the result.
+def write_effective_config(config, path):
+    """Write a study's effective config (its files with every default filled
+    in, as validated) to `path` as YAML, for the results and the report."""
+    from hourglass.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(f"# The effective config of study {config['study']}: its config files with\n"
+                "# every default filled in (keys: workflow/schemas/config.schema.yaml).\n")
+        yaml.dump(config, f, Dumper=_ConfigDumper, sort_keys=False)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Block mappings, lists on one line: [0, 1, 2]."""
+
+
+_ConfigDumper.add_representer(list, lambda dumper, value: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", value, flow_style=True))
+
+
+def check_files(paths, schema_path):
+    """Parse config files, merge them in order as `snakemake --configfile`
+    does, and check the result; ConfigError names the file or the key.
 
     Snakemake's own message for a --configfile that does not parse names no
     file and no line; this one does."""
-    import sys
-
-    paths = sys.argv[1:] if argv is None else argv
-    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-    try:
-        config = {}
-        for path in paths:
-            config = merge(config, read_config_file(path))
-        check_config(config, schema)
-        check_measures(config.get("similarity", {}).get("measures"))
-    except (ConfigError, OSError) as error:
-        print(f"{' '.join(map(str, paths))}: {error}", file=sys.stderr)
-        return 1
-    print(f"{' '.join(map(str, paths))}: config OK")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    config = {}
+    for path in paths:
+        config = merge(config, read_config_file(path))
+    check_config(config, schema_path)
+    check_measures(config.get("similarity", {}).get("measures"))

@@ -1,6 +1,8 @@
 """Figures of a study. Each function takes tables or arrays and the paths to
 write (one per format, e.g. .png and .pdf) and draws one figure."""
 
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -193,7 +195,14 @@ def reconstructions(inputs, labels, outputs, classes, paths, dpi=150, per_class=
 def draw(kind, inputs, paths, settings):
     """Draw figure `kind` from the pipeline's files `inputs` into `paths`."""
     dpi = settings.get("dpi", 150)
-    if kind in ("consistency", "mds"):
+    if kind == "overview":
+        table, *measure_file = inputs
+        measure = None
+        if measure_file:
+            matrix, labels = read_matrix(measure_file[0])
+            measure = (Path(measure_file[0]).stem, matrix, labels)
+        overview(read_table(table), measure, paths, dpi)
+    elif kind in ("consistency", "mds"):
         FIGURES[kind](read_table(inputs[0]), paths, dpi)
     elif kind == "training":
         training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
@@ -215,7 +224,7 @@ def draw(kind, inputs, paths, settings):
         matrix, labels = read_matrix(inputs[0])
         MEASURE_FIGURES[view](matrix, labels, measure, paths, dpi)
     else:
-        raise ValueError(f"unknown figure {kind!r}; known: {', '.join(FIGURES)} and "
+        raise ValueError(f"unknown figure {kind!r}; known: overview, {', '.join(FIGURES)} and "
                          f"<measure>_{{{','.join(MEASURE_FIGURES)}}}")
 
 
@@ -299,3 +308,77 @@ def measure_epochs(matrix, labels, measure, paths, dpi=150):
 
 
 MEASURE_FIGURES = {"layers": measure_layers, "seeds": measure_seeds, "epochs": measure_epochs}
+
+
+REGION_ORDER = ["input", "encoder", "bottleneck", "decoder", "output"]
+
+
+def merged_layers(layer_lists):
+    """One layer order for variants whose layers may differ (other widths or
+    bottleneck depths): input, encoder1..., bottleneck1..., decoder1..., output,
+    so that layers of the same name share a position on a common axis."""
+    def key(layer):
+        region = layer_region(layer)
+        rank = REGION_ORDER.index(region) if region in REGION_ORDER else len(REGION_ORDER)
+        number = layer[len(region):]
+        return rank, int(number) if number else 0
+    return sorted({layer for layers in layer_lists for layer in layers}, key=key)
+
+
+def across_seeds(matrix, labels, epoch, layers):
+    """Per layer: mean and standard deviation, over pairs of seeds, of the
+    measure between the same layer of two seeds at checkpoint `epoch`."""
+    means, sds = [], []
+    for layer in layers:
+        idx = labels[(labels["epoch"] == epoch) & (labels["layer"] == layer)].index.to_numpy()
+        values = matrix[np.ix_(idx, idx)][np.triu_indices(len(idx), k=1)]
+        values = values[np.isfinite(values)]
+        means.append(values.mean() if len(values) else np.nan)
+        sds.append(values.std() if len(values) else np.nan)
+    return np.array(means), np.array(sds)
+
+
+def overview(table, measure, paths, dpi=150):
+    """The headline result on one page, at the final checkpoint: RC per layer of
+    every variant on one axis and, if a measure is given as (name, matrix,
+    labels), that measure between the same layer of different seeds."""
+    variants = list(dict.fromkeys(table["variant"]))
+    layers = merged_layers(
+        table[table["variant"] == v].sort_values("layer_index")["layer"].drop_duplicates()
+        for v in variants)
+    position = {layer: i for i, layer in enumerate(layers)}
+    colours = dict(zip(variants, PALETTE * (len(variants) // len(PALETTE) + 1)))
+    fig, axes = plt.subplots(1, 2 if measure else 1, figsize=(9.6 if measure else 5.2, 3.9),
+                             squeeze=False, sharey=False, layout="constrained")
+    axes = axes[0]
+    for ax in axes:
+        shade_regions(ax, layers)
+        layer_axis(ax, layers)
+        ax.axhline(0, color="grey", lw=0.5)
+    ax = axes[0]
+    for variant in variants:
+        rows = table[(table["variant"] == variant) & (table["epoch"] == "final")]
+        rows = rows.sort_values("layer_index")
+        x = rows["layer"].map(position)
+        ax.fill_between(x, rows["rc_low"], rows["rc_high"], color=colours[variant],
+                        alpha=0.15, lw=0)
+        ax.plot(x, rows["rc"], marker="o", ms=3.5, color=colours[variant],
+                label=f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)" if len(rows) else variant)
+    ax.set_ylabel("representational consistency at the final checkpoint\n"
+                  "(mean Pearson r of RDMs across seeds;\nband: bootstrap interval)")
+    ax.set_title("How consistent is each layer across seeds?", pad=14)
+    ax.legend(fontsize=8, title="variant", title_fontsize=8)
+    if measure:
+        name, matrix, labels = measure
+        ax = axes[1]
+        for variant in variants:
+            rows = labels[labels["variant"] == variant]
+            own = [layer for layer in layers if layer in set(rows["layer"])]
+            means, sds = across_seeds(matrix, rows, "final", own)
+            x = [position[layer] for layer in own]
+            ax.fill_between(x, means - sds, means + sds, color=colours[variant], alpha=0.15, lw=0)
+            ax.plot(x, means, marker="o", ms=3.5, color=colours[variant], label=variant)
+        ax.set_ylabel(f"{name} at the final checkpoint\n(same layer, pairs of seeds;\n"
+                      "band: ±1 SD over pairs)")
+        ax.set_title(f"{name} across seeds", pad=14)
+    save(fig, paths, dpi)

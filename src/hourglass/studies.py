@@ -98,8 +98,8 @@ def find_schema() -> Path:
             return root / SCHEMA
     looked = " and ".join(str(root / SCHEMA) for root in dict.fromkeys(places))
     raise SchemaNotFound(
-        f"cannot find the workflow's config schema: looked for {looked}. hourglass new-study "
-        "needs the workflow beside the package: install hourglass from a clone of the "
+        f"cannot find the workflow's config schema: looked for {looked}. hourglass needs "
+        "the workflow beside the package: install hourglass from a clone of the "
         "repository (pip install -e .) or run it from the repository's root folder")
 
 

@@ -30,7 +30,7 @@ SEEDS = config["seeds"]
 VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
 MEASURES = list(config["similarity"]["measures"])
-FIGURES = ["consistency", "mds", "training", "reconstructions"] + [
+FIGURES = ["overview", "consistency", "mds", "training", "reconstructions"] + [
     f"{measure}_{view}"
     for measure in MEASURES
     for view in ("layers", "seeds", "epochs")
@@ -97,6 +97,7 @@ STAGE_CODE = {
     "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
     "figures": ["plots.py", "activations.py", "data.py", "io.py"],
+    "config": ["config.py"],
 }
 # Every stage checks its input files before computing (hourglass.checks).
 for modules in STAGE_CODE.values():
@@ -124,6 +125,11 @@ def run_dir(w):
 
 
 def figure_inputs(w):
+    if w.figure == "overview":
+        # RC per layer, and the first measure's across-seed panel if there is one
+        return [f"{STUDY_DIR}/similarity/consistency.csv"] + [
+            f"{STUDY_DIR}/similarity/{measure}.h5" for measure in MEASURES[:1]
+        ]
     if w.figure in ("consistency", "mds"):
         return f"{STUDY_DIR}/similarity/{w.figure}.csv"
     if w.figure.rsplit("_", 1)[0] in MEASURES:
@@ -139,6 +145,42 @@ def figure_inputs(w):
         f"{STUDY_DIR}/{{variant}}/seed{SEEDS[0]}/activations/final.h5",
         variant=VARIANTS,
     )
+
+
+# Where each figure goes in the report (snakemake --report): categories are
+# listed by name, hence the numbers; a measure's figures share a subcategory.
+def figure_category(w):
+    if w.figure == "overview":
+        return "1. Overview"
+    if w.figure in ("training", "reconstructions"):
+        return "2. Data and training"
+    if w.figure in ("consistency", "mds"):
+        return "3. Consistency"
+    return "4. Similarity measures"
+
+
+def figure_subcategory(w):
+    measure = w.figure.rsplit("_", 1)[0]
+    return measure if measure in MEASURES else None
+
+
+FIGURE_TITLES = {
+    "overview": "the headline: RC per layer",
+    "consistency": "RC per layer and checkpoint",
+    "mds": "MDS of layers × seeds",
+    "training": "loss per epoch",
+    "reconstructions": "probe images, reconstructed",
+    "layers": "layer × layer",
+    "seeds": "same layer across seeds",
+    "epochs": "against the final checkpoint",
+}
+
+
+def figure_labels(w):
+    return {
+        "figure": FIGURE_TITLES.get(w.figure)
+        or FIGURE_TITLES[w.figure.rsplit("_", 1)[1]]
+    }
 
 
 def summary():

@@ -1,10 +1,19 @@
+# The report shows the PNG (the schema makes png one of the formats); the
+# other formats are written beside it.
 rule figure:
     input:
         figure_inputs,
     output:
+        report(
+            f"{STUDY_DIR}/figures/{{figure}}.png",
+            caption="../report/figure.rst",
+            category=figure_category,
+            subcategory=figure_subcategory,
+            labels=figure_labels,
+        ),
         expand(
             f"{STUDY_DIR}/figures/{{{{figure}}}}.{{fmt}}",
-            fmt=config["figures"]["formats"],
+            fmt=[fmt for fmt in config["figures"]["formats"] if fmt != "png"],
         ),
     log:
         f"{STUDY_DIR}/logs/figures/{{figure}}.log",
