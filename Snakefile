@@ -35,6 +35,12 @@ include: "workflow/rules/report.smk"
 report: "workflow/report/workflow.rst"
 
 
+# A job killed with SIGKILL leaves its temporary (.name.tmp) behind; the next
+# run clears them before it starts any job.
+onstart:
+    sweep_temporaries()
+
+
 rule all:
     input:
         f"{STUDY_DIR}/similarity/consistency.csv",

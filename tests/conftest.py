@@ -28,3 +28,14 @@ def workflow_copy(tmp_path_factory):
         shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")
         return root
     return copy
+
+
+@pytest.fixture(scope="session")
+def serial_study(workflow_copy):
+    """tests/killing.py's study run once, one job at a time (`--cores 1`): the
+    reference the killed and the parallel runs must match."""
+    import killing
+
+    root = killing.write_config(workflow_copy("serial"))
+    killing.snakemake(root, "--cores", "1")
+    return root

@@ -22,16 +22,34 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; rename it to `path` on success.
 
     A killed or failing writer leaves only a hidden `.name.tmp` file, never a
-    file that looks complete; the temporary is removed on an exception.
+    file that looks complete; the temporary is removed on an exception, and a
+    leftover of a killed earlier writer is removed before writing again (see
+    remove_temporaries for those whose target is never written again).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_temporaries(folder):
+    """Delete every temporary atomic_path left under `folder` (a writer killed
+    with SIGKILL cannot remove its own); return their paths.
+
+    Only safe while nothing writes under `folder`: the workflow calls it when
+    it starts, unless another Snakemake is running in the same directory.
+    Resumable training state (`.resume/`) is kept; only the temporaries of its
+    files go.
+    """
+    removed = sorted(p for p in Path(folder).rglob(".*.tmp") if p.is_file())
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_attrs(obj, **attrs):

@@ -12,6 +12,7 @@ from snakemake.utils import validate
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
 from hourglass.config import check_config, check_measures
+from hourglass.io import remove_temporaries
 
 # Every problem, named by its key, before anything runs.
 check_config(
@@ -193,3 +194,21 @@ def summary():
             f"  logs     {STUDY_DIR}/logs/",
         ]
     )
+
+
+def sweep_temporaries():
+    """Delete the temporaries that jobs killed by SIGKILL left in the study
+    folder, those of outputs the config no longer asks for included. Only when
+    no other Snakemake holds locks in this directory: one running beside this
+    one (on other outputs) may be writing them."""
+    locks = Path(workflow.persistence.path) / "locks"
+    own = {Path(p) for p in getattr(workflow.persistence, "_lockfile", {}).values()}
+    others = [p for p in locks.glob("*.lock") if p not in own] if own else ["?"]
+    if others:
+        print(
+            "leftover temporaries (.*.tmp) kept: another Snakemake may be writing here",
+            file=sys.stderr,
+        )
+        return
+    for path in remove_temporaries(STUDY_DIR):
+        print(f"removed the temporary of a killed job: {path}", file=sys.stderr)
