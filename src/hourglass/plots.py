@@ -363,7 +363,8 @@ def overview(table, measure, paths, dpi=150):
         ax.fill_between(x, rows["rc_low"], rows["rc_high"], color=colours[variant],
                         alpha=0.15, lw=0)
         ax.plot(x, rows["rc"], marker="o", ms=3.5, color=colours[variant],
-                label=f"{variant} ({int(rows['n_seeds'].iloc[0])} seeds)" if len(rows) else variant)
+                label=f"{variant} ({seed_count(rows['n_seeds'].iloc[0], rows['seeds_excluded'].iloc[0])})"
+                if len(rows) else variant)
     ax.set_ylabel("representational consistency at the final checkpoint\n"
                   "(mean Pearson r of RDMs across seeds;\nband: bootstrap interval)")
     ax.set_title("How consistent is each layer across seeds?", pad=14)
