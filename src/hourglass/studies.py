@@ -12,6 +12,7 @@ from string import Template
 import yaml
 
 from hourglass.config import check_config, check_measures, load_schema
+from hourglass.io import atomic_path
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
 
@@ -136,7 +137,6 @@ def new_study(name: str, out=None) -> Path:
     config = yaml.safe_load(text)
     check_config(config, schema_path)
     check_measures(config["similarity"]["measures"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "x") as f:  # "x": never overwrite, even a file made meanwhile
-        f.write(text)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
     return out
