@@ -155,6 +155,8 @@ def unreadable(root):
                 matplotlib.image.imread(path)
             elif path.suffix == ".pt":
                 torch.load(path, map_location="cpu", weights_only=True)
+            elif path.suffix == ".yaml":  # the study's effective config
+                assert yaml.safe_load(path.read_text())["study"]
             else:
                 broken.append((path, "unexpected file"))
         except Exception as error:  # noqa: BLE001 - any failure to read is the finding
