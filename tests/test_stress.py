@@ -74,12 +74,13 @@ def test_no_two_jobs_write_the_same_file(serial_study):
 
 def test_readers_open_hdf5_read_only():
     """h5py.File is opened for writing only on an atomic_path temporary; every
-    reader goes through io.open_h5, which opens read-only."""
+    other opening is read-only (the stages' through io.open_h5)."""
     calls = []
     for path in sorted((REPO / "src" / "hourglass").rglob("*.py")):
         for line in path.read_text().splitlines():
             if "h5py.File(" in line:
                 calls.append((path.name, line.strip()))
     readers = [c for c in calls if not re.search(r'h5py\.File\(tmp, "w"\)', c[1])]
-    assert readers == [("io.py", 'return h5py.File(path, "r")')], calls
+    assert readers and all(re.search(r'h5py\.File\(\w+, "r"\)', line) for _, line in readers), calls
+    assert ("io.py", 'return h5py.File(path, "r")') in readers
     assert len(calls) > len(readers)
