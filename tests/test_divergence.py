@@ -42,6 +42,7 @@ def test_diverged_seed_fails_or_is_excluded(workflow_copy):
     done = snakemake(root, "--configfile", "tiny.yaml", *configs)
     assert "hourglass: study 'tiny' is complete." in done.stdout + done.stderr
     assert "figures  results/tiny/figures/" in done.stdout + done.stderr
+    assert "report   snakemake --report results/tiny/report.html" in done.stdout + done.stderr
     rc = pd.read_csv(out / "similarity" / "consistency.csv")
     counts = rc.groupby("variant")[["n_seeds", "seeds_excluded"]].agg(set)
     assert counts.loc["latent4"].tolist() == [{2}, {1}]

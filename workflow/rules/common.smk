@@ -192,6 +192,8 @@ def summary():
             f"  tables   {STUDY_DIR}/similarity/ (consistency.csv, mds.csv, one per measure)",
             f"  figures  {STUDY_DIR}/figures/",
             f"  logs     {STUDY_DIR}/logs/",
+            f"  report   snakemake --report {STUDY_DIR}/report.html (with the same "
+            "--configfile), or make report",
         ]
     )
 
