@@ -62,11 +62,12 @@ def describe(path):
 
 
 def without_diverged(files):
-    """`files` less those of every seed that diverged (at any checkpoint, so that
-    every checkpoint keeps the same seeds), and those seeds as (variant, seed)."""
+    """The attributes of `files` ({path: describe(path)}) less those of every seed
+    that diverged (at any checkpoint, so that every checkpoint keeps the same
+    seeds), and those seeds as sorted (variant, seed) pairs."""
     attrs = {path: describe(path) for path in files}
     diverged = sorted({(a["variant"], int(a["seed"])) for a in attrs.values() if a["diverged"]})
-    kept = [path for path, a in attrs.items() if (a["variant"], int(a["seed"])) not in diverged]
+    kept = {p: a for p, a in attrs.items() if (a["variant"], int(a["seed"])) not in diverged}
     return kept, diverged
 
 

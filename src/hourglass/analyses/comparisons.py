@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import checkpoint_epoch, describe, read_layer, without_diverged
+from hourglass.activations import checkpoint_epoch, read_layer, without_diverged
 from hourglass.checks import check_activation_files
 from hourglass.io import write_matrix, write_table
 from hourglass.progress import every, log_line
@@ -21,11 +21,11 @@ from hourglass.similarity import all_pairs, rdm, upper_triangle
 LABELS = ["variant", "seed", "epoch", "trained_epochs", "layer", "layer_index"]
 
 
-def representations(files):
-    """Labels (a DataFrame, one row per representation) and a loader for each."""
+def representations(described):
+    """Labels (a DataFrame, one row per representation) and a loader for each,
+    of activation files given as {path: describe(path)}."""
     rows, loaders = [], []
-    for path in files:
-        attrs = describe(path)
+    for path, attrs in described.items():
         for index, layer in enumerate(attrs["layer_names"]):
             rows.append(dict(variant=attrs["variant"], seed=int(attrs["seed"]),
                              epoch=checkpoint_epoch(attrs["checkpoint"]),
@@ -48,10 +48,10 @@ def is_degenerate(X, measure, options):
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
             log=log_line):
     """The R x R matrix of `measure` over every representation in `files`, and its labels."""
-    files, diverged = without_diverged(files)
+    kept, diverged = without_diverged(files)
     if diverged:
         log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
-    labels, loaders = representations(files)
+    labels, loaders = representations(kept)
     labels["constant"] = [is_degenerate(load(), measure, options) for load in loaders]
     for row in labels[labels["constant"]].itertuples():
         log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer} tells no "

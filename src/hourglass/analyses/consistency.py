@@ -11,8 +11,7 @@ import numpy as np
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import (checkpoint_epoch, describe, layer_region, read_layer,
-                                   without_diverged)
+from hourglass.activations import checkpoint_epoch, layer_region, read_layer, without_diverged
 from hourglass.checks import check_activation_files
 from hourglass.io import write_table
 from hourglass.progress import log_line
@@ -125,13 +124,13 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
     if diverged:
         log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
     runs = {}
-    for path in kept:
-        attrs = describe(path)
+    for path, attrs in kept.items():
         runs.setdefault(attrs["checkpoint"], []).append((int(attrs["seed"]), path, attrs))
     trained = {s for seeds in runs.values() for s, _, _ in seeds}
     if len(trained) < 2:
+        variant = diverged[0][0] if diverged else next(iter(kept.values()))["variant"]
         raise ValueError(
-            f"variant {describe(files[0])['variant']!r}: {len(diverged)} of its seeds diverged "
+            f"variant {variant!r}: {len(diverged)} of its seeds diverged "
             f"and {len(trained)} trained to the end; consistency needs at least 2. Lower "
             "training.lr or add seeds.")
     consistency, mds = [], []
