@@ -18,6 +18,29 @@ def digits_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def two_seeds(digits_file, tmp_path_factory):
+    """A folder with seed0/ and seed1/ of a tiny network trained for 2 epochs:
+    checkpoints/ and activations/ at epoch0 and final. Read only."""
+    from hourglass.activations import record
+    from hourglass.train import train
+
+    root = tmp_path_factory.mktemp("runs")
+    settings = {
+        "variant": "small",
+        "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
+                      init="glorot_uniform"),
+        "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=10),
+        "checkpoints": [0],
+    }
+    for seed in (0, 1):
+        out = root / f"seed{seed}"
+        train(digits_file, settings, seed, out, log=lambda line: None)
+        for name in ("epoch0", "final"):
+            record(out / "checkpoints" / f"{name}.pt", digits_file, out / "activations" / f"{name}.h5")
+    return root
+
+
+@pytest.fixture(scope="session")
 def workflow_copy(tmp_path_factory):
     """A function that copies the workflow (and tests/tiny.yaml) to a new folder."""
     def copy(name="workflow"):

@@ -21,7 +21,7 @@ from hourglass.config import check_config
 from hourglass.data import prepare
 from hourglass.io import read_matrix, write_matrix
 from hourglass.similarity import MEASURES, linear_cka
-from hourglass.train import load_checkpoint, train
+from hourglass.train import load_checkpoint
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 LAYERS = ["input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2", "output"]
@@ -46,27 +46,8 @@ def run(capsys, *args):
 
 
 @pytest.fixture(scope="module")
-def runs(digits_file, tmp_path_factory):
-    """Two seeds of a tiny network: checkpoints and activations (epoch0, final)."""
-    root = tmp_path_factory.mktemp("runs")
-    settings = {
-        "variant": "small",
-        "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
-                      init="glorot_uniform"),
-        "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=10),
-        "checkpoints": [0],
-    }
-    for seed in (0, 1):
-        out = root / f"seed{seed}"
-        train(digits_file, settings, seed, out, log=lambda line: None)
-        for name in ("epoch0", "final"):
-            record(out / "checkpoints" / f"{name}.pt", digits_file, out / "activations" / f"{name}.h5")
-    return root
-
-
-@pytest.fixture(scope="module")
-def matrix_file(runs, tmp_path_factory):
-    files = sorted(runs.glob("seed*/activations/*.h5"))
+def matrix_file(two_seeds, tmp_path_factory):
+    files = sorted(two_seeds.glob("seed*/activations/*.h5"))
     matrix, labels = compare(files, "linear_cka", {}, log=lambda line: None)
     out = tmp_path_factory.mktemp("similarity") / "linear_cka.h5"
     write_matrix(out, matrix, labels, "linear_cka", {})
@@ -107,8 +88,8 @@ def test_no_command_is_an_error_that_lists_them(capsys):
 
 # --- inspect ----------------------------------------------------------------
 
-def test_inspect_activations(runs, capsys):
-    path = runs / "seed1" / "activations" / "final.h5"
+def test_inspect_activations(two_seeds, capsys):
+    path = two_seeds / "seed1" / "activations" / "final.h5"
     code, out, err = run(capsys, "inspect", path)
     assert code == 0, err
     attrs = describe(path)
@@ -125,8 +106,8 @@ def test_inspect_activations(runs, capsys):
     assert dict((n, int(u)) for n, _, u in listed)["bottleneck1"] == 3
 
 
-def test_inspect_json_is_the_files_attributes(runs, capsys):
-    path = runs / "seed0" / "activations" / "epoch0.h5"
+def test_inspect_json_is_the_files_attributes(two_seeds, capsys):
+    path = two_seeds / "seed0" / "activations" / "epoch0.h5"
     code, out, _ = run(capsys, "inspect", "--json", path)
     assert code == 0
     d = json.loads(out)
@@ -138,8 +119,8 @@ def test_inspect_json_is_the_files_attributes(runs, capsys):
     assert d["hourglass_version"] == attrs["hourglass_version"]
 
 
-def test_inspect_checkpoint(runs, capsys):
-    path = runs / "seed0" / "checkpoints" / "final.pt"
+def test_inspect_checkpoint(two_seeds, capsys):
+    path = two_seeds / "seed0" / "checkpoints" / "final.pt"
     model, state = load_checkpoint(path)
     code, out, err = run(capsys, "inspect", "--json", path)
     assert code == 0, err
@@ -185,20 +166,20 @@ def test_inspect_similarity_matrix(matrix_file, capsys):
     assert d["nan"] == int(np.isnan(matrix).sum())
 
 
-def test_inspect_several_files_at_once(runs, digits_file, capsys):
-    code, out, _ = run(capsys, "inspect", digits_file, runs / "seed0" / "checkpoints" / "epoch0.pt")
+def test_inspect_several_files_at_once(two_seeds, digits_file, capsys):
+    code, out, _ = run(capsys, "inspect", digits_file, two_seeds / "seed0" / "checkpoints" / "epoch0.pt")
     assert code == 0
     assert f"{digits_file}: dataset" in out and "epoch0.pt: checkpoint" in out
 
 
-def test_inspect_unknown_or_unreadable_files(tmp_path, runs):
+def test_inspect_unknown_or_unreadable_files(tmp_path, two_seeds):
     text = tmp_path / "notes.txt"
     text.write_text("not data\n")
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["weights"] = np.zeros(3)
     truncated = tmp_path / "final.h5"
-    truncated.write_bytes((runs / "seed0" / "activations" / "final.h5").read_bytes()[:4000])
+    truncated.write_bytes((two_seeds / "seed0" / "activations" / "final.h5").read_bytes()[:4000])
     pickled = tmp_path / "model.pt"
     import torch
     torch.save({"weights": torch.zeros(2)}, pickled)
@@ -227,10 +208,10 @@ def test_inspect_refuses_pickled_code(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_inspect_training_progress(runs, tmp_path, capsys):
+def test_inspect_training_progress(two_seeds, tmp_path, capsys):
     """The state a killed training run resumes from (train.py's save_progress)."""
     import torch
-    _, state = load_checkpoint(runs / "seed0" / "checkpoints" / "final.pt")
+    _, state = load_checkpoint(two_seeds / "seed0" / "checkpoints" / "final.pt")
     settings = {"variant": "small", "model": state["model"], "training": {"lr": 0.01}}
     path = tmp_path / "state.pt"
     torch.save({"epoch": 5, "done": False, "best_epoch": 4, "rows": [(0, 1.0, 1.0, 0.0)],
@@ -339,8 +320,8 @@ def table(out):
     return {r[0]: r[1:] for r in rows if r[0] in LAYERS}
 
 
-def test_compare_two_seeds_layer_by_layer(runs, capsys, tmp_path):
-    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+def test_compare_two_seeds_layer_by_layer(two_seeds, capsys, tmp_path):
+    a, b = (two_seeds / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
     code, out, err = run(capsys, "compare", a, b, "--out", tmp_path / "cka.csv")
     assert code == 0, err
     rows = table(out)
@@ -357,8 +338,8 @@ def test_compare_two_seeds_layer_by_layer(runs, capsys, tmp_path):
         [linear_cka(read_layer(a, n), read_layer(b, n)) for n in LAYERS], rel=1e-9)
 
 
-def test_compare_picked_layers_with_options(runs, capsys):
-    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+def test_compare_picked_layers_with_options(two_seeds, capsys):
+    a, b = (two_seeds / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
     code, out, err = run(capsys, "compare", a, b, "--measure", "rsa", "--option", "compare=spearman",
                          "--layer", "bottleneck1", "--layer", "encoder1")
     assert code == 0, err
@@ -368,9 +349,9 @@ def test_compare_picked_layers_with_options(runs, capsys):
     assert float(table(out)["encoder1"][2]) == pytest.approx(expected, abs=5e-5)
 
 
-def test_compare_matrix_every_layer_against_every_layer(runs, capsys, tmp_path):
-    a = runs / "seed0" / "activations" / "epoch0.h5"
-    b = runs / "seed0" / "activations" / "final.h5"
+def test_compare_matrix_every_layer_against_every_layer(two_seeds, capsys, tmp_path):
+    a = two_seeds / "seed0" / "activations" / "epoch0.h5"
+    b = two_seeds / "seed0" / "activations" / "final.h5"
     code, out, err = run(capsys, "compare", a, b, "--measure", "procrustes", "--matrix",
                          "--out", tmp_path / "m.csv")
     assert code == 0, err
@@ -389,10 +370,10 @@ def test_compare_matrix_every_layer_against_every_layer(runs, capsys, tmp_path):
         value["encoder2", "decoder1"], abs=5e-5)
 
 
-def test_compare_a_dead_layer_is_nan_and_named(runs, capsys, tmp_path):
-    a = runs / "seed0" / "activations" / "final.h5"
+def test_compare_a_dead_layer_is_nan_and_named(two_seeds, capsys, tmp_path):
+    a = two_seeds / "seed0" / "activations" / "final.h5"
     b = tmp_path / "dead.h5"
-    shutil.copy(runs / "seed1" / "activations" / "final.h5", b)
+    shutil.copy(two_seeds / "seed1" / "activations" / "final.h5", b)
     with h5py.File(b, "r+") as f:
         f["layers/encoder2"][...] = 0  # every probe image alike
     code, out, err = run(capsys, "compare", a, b)
@@ -409,8 +390,8 @@ def test_compare_a_dead_layer_is_nan_and_named(runs, capsys, tmp_path):
     assert m[m["layer_b"] != "encoder2"]["value"].notna().all()
 
 
-def test_compare_errors(runs, digits_file, tmp_path, capsys):
-    a, b = (runs / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
+def test_compare_errors(two_seeds, digits_file, tmp_path, capsys):
+    a, b = (two_seeds / f"seed{s}" / "activations" / "final.h5" for s in (0, 1))
     code, _, err = run(capsys, "compare", a, b, "--measure", "cosine")
     assert code == 1
     assert err.startswith("hourglass compare: error: unknown measure 'cosine'; known: ")
@@ -428,7 +409,7 @@ def test_compare_errors(runs, digits_file, tmp_path, capsys):
     prepare("digits", root="unused", download=False, val_fraction=0.1, train_size=None,
             probe_size=50, split_seed=0, out=other)
     fewer = tmp_path / "fewer.h5"
-    record(runs / "seed1" / "checkpoints" / "final.pt", other, fewer)
+    record(two_seeds / "seed1" / "checkpoints" / "final.pt", other, fewer)
     result = hourglass("compare", a, fewer)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(

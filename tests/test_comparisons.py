@@ -5,31 +5,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hourglass.activations import read_layer, record
+from hourglass.activations import read_layer
 from hourglass.analyses.comparisons import compare, run
 from hourglass.io import read_matrix
 from hourglass.similarity import linear_cka
-from hourglass.train import train
 
 
 @pytest.fixture(scope="module")
-def activation_files(digits_file, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    files = []
-    for seed in (0, 1):
-        settings = {
-            "variant": "small",
-            "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
-                          init="glorot_uniform"),
-            "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=5),
-            "checkpoints": [0],
-        }
-        out = root / f"seed{seed}"
-        train(digits_file, settings, seed, out, log=lambda line: None)
-        for name in ("epoch0", "final"):
-            files.append(out / "activations" / f"{name}.h5")
-            record(out / "checkpoints" / f"{name}.pt", digits_file, files[-1])
-    return files
+def activation_files(two_seeds):
+    return [two_seeds / f"seed{seed}" / "activations" / f"{name}.h5"
+            for seed in (0, 1) for name in ("epoch0", "final")]
 
 
 def test_matrix_equals_the_measure_pair_by_pair(activation_files, tmp_path):
