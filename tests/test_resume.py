@@ -4,6 +4,7 @@ same bytes as a run that was never interrupted."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +26,16 @@ SETTINGS = {
 }
 
 
-def start(digits_file, out, settings=SETTINGS):
+def start(digits_file, out, settings=SETTINGS, src=REPO / "src"):
     return subprocess.Popen(
         [sys.executable, "-m", "hourglass", "train", "--data", str(digits_file), "--seed", "0",
          "--out-dir", str(out), "--settings", json.dumps(settings)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO / "src")))  # this checkout's code
+        env=dict(os.environ, PYTHONPATH=str(src)))  # this checkout's code, or an edited copy
 
 
-def finish(digits_file, out, settings=SETTINGS):
-    proc = start(digits_file, out, settings)
+def finish(digits_file, out, settings=SETTINGS, src=REPO / "src"):
+    proc = start(digits_file, out, settings, src)
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log
     return log
@@ -116,5 +117,20 @@ def test_progress_of_other_settings_is_not_resumed(digits_file, tmp_path, refere
     kill_when(proc, lambda: (tmp_path / ".resume" / "epoch2.pt").exists())
     other = {**SETTINGS, "training": {**SETTINGS["training"], "lr": 0.001}}
     log = finish(digits_file, tmp_path, other)
-    assert "holds progress of other settings or data; starting over" in log
+    assert "holds progress made with other settings; starting over" in log
     assert outputs(tmp_path) != outputs(reference)
+
+
+def test_progress_of_other_code_is_not_resumed(digits_file, tmp_path):
+    """Killed, the model's code edited, run again: the run starts over and
+    equals a fresh run of the edited code, not a mix of the two."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = start(digits_file, tmp_path / "run", src=src)
+    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
+    models = src / "hourglass" / "models.py"
+    models.write_text(models.read_text().replace("nn.ReLU()", "nn.Tanh()"))
+    log = finish(digits_file, tmp_path / "run", src=src)
+    assert "holds progress made with other training code" in log and "resuming" not in log
+    finish(digits_file, tmp_path / "fresh", src=src)
+    assert outputs(tmp_path / "run") == outputs(tmp_path / "fresh")

@@ -27,6 +27,7 @@ from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
 from hourglass.models import build_model
 from hourglass.progress import bar, log_line
+from hourglass.stages import code_hash
 
 LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
@@ -116,6 +117,14 @@ def mean_loss(model, loss_fn, x):
     return total / x.numel()
 
 
+# What saved progress must share with this run to be resumed, and what the log
+# calls it when it does not. The code is the content of the modules training
+# runs: progress made by other code would mix two models in one run.
+IDENTITY = {"settings": "settings", "seed": "seed", "data": "data",
+            "code": "training code (hourglass.stages.code_hash('train'))",
+            "device": "device", "format": "file format"}
+
+
 def load_progress(path, identity, log):
     """The saved progress at `path` if it belongs to this very run, else None."""
     if not path.exists():
@@ -125,8 +134,10 @@ def load_progress(path, identity, log):
     except Exception as error:  # a state from another version, or a damaged file
         log(f"cannot resume from {path} ({error}); starting over")
         return None
-    if progress.get("identity") != identity:
-        log(f"{path} holds progress of other settings or data; starting over")
+    saved = progress.get("identity") or {}
+    changed = [IDENTITY[key] for key in IDENTITY if saved.get(key) != identity[key]]
+    if changed:
+        log(f"{path} holds progress made with other {', '.join(changed)}; starting over")
         return None
     log(f"resuming after epoch {progress['epoch']}")
     return progress
@@ -159,7 +170,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     x_val, _ = load_split(data, "val")
     input_shape = tuple(x_train.shape[1:])
     identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val),
-                "device": device.type, "format": FORMAT_VERSION}
+                "code": code_hash("train"), "device": device.type, "format": FORMAT_VERSION}
     x_train, x_val = x_train.to(device), x_val.to(device)
     model = build_model(settings["model"], input_shape).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])

@@ -3,25 +3,28 @@ import copy
 import re
 import shlex
 import sys
-import hashlib
 import json
 from pathlib import Path
 
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
-from hourglass.config import check_config, check_measures
+from hourglass.config import check_config, check_measures, resolve_variants
 from hourglass.io import remove_temporaries
+from hourglass.stages import code_hash
 
 # Every problem, named by its key, before anything runs.
 check_config(
     config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 )
 # Variants override only the keys they name: keep them as written, before
-# validation fills every default into them too.
-VARIANT_OVERRIDES = copy.deepcopy(config["variants"])
+# validation fills every default into them too, then record each variant's
+# settings in full, as its jobs receive them (and results/{study}/config.yaml).
+written_variants = copy.deepcopy(config["variants"])
 validate(config, "../schemas/config.schema.yaml")
+config["variants"] = resolve_variants(config, written_variants)
 
 check_measures(config["similarity"]["measures"])
 
@@ -61,7 +64,7 @@ def architecture_keys(model):
 
 
 def variant_training(variant):
-    return {**config["training"], **VARIANT_OVERRIDES[variant].get("training", {})}
+    return dict(config["variants"][variant]["training"])
 
 
 def variant_settings(variant):
@@ -71,9 +74,7 @@ def variant_settings(variant):
     training.pop("on_divergence")
     return {
         "variant": variant,
-        "model": architecture_keys(
-            {**config["model"], **VARIANT_OVERRIDES[variant].get("model", {})}
-        ),
+        "model": architecture_keys(config["variants"][variant]["model"]),
         "training": training,
         "checkpoints": sorted(config["checkpoints"]),
     }
@@ -88,37 +89,21 @@ def measure_settings(measure):
     }
 
 
-# The package modules (and subpackages) each stage runs. Their content, hashed,
-# is a param of the stage's rules: editing a stage's code re-runs that stage and what follows,
-# while a fresh checkout or a `touch` re-runs nothing. cli.py only dispatches.
-STAGE_CODE = {
-    "data": ["data.py", "io.py"],
-    "train": ["train.py", "models.py", "data.py", "io.py"],
-    "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
-    "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
-    "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
-    "figures": ["plots.py", "activations.py", "data.py", "io.py"],
-    "config": ["config.py"],
-}
-# Every stage checks its input files before computing (hourglass.checks).
-for modules in STAGE_CODE.values():
-    modules.append("checks.py")
-PACKAGE_DIR = SRC_DIR / "hourglass"
-
 # Jobs run the package from this checkout, whichever environment runs them,
-# so the code that runs is the code hashed above.
+# so the code that runs is the code each rule's `code` param hashes
+# (hourglass.stages).
 # (Braces doubled twice: once for this f-string, once for the job's shell.)
 SRC_ON_PATH = f"{shlex.quote(str(SRC_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC_ON_PATH}; ")
-
-
-def code_hash(stage):
-    digest = hashlib.sha256()
-    for name in STAGE_CODE[stage]:
-        path = PACKAGE_DIR / name
-        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(module.read_bytes())
-    return digest.hexdigest()[:16]
+# ... with the interpreter that runs Snakemake (whose environment has the
+# package's dependencies), not the first `python` on the user's PATH; under
+# --software-deployment-method conda, the rule's environment's own python.
+PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else shlex.quote(sys.executable)
+)
+HOURGLASS = f"{PYTHON} -m hourglass"
 
 
 def run_dir(w):
