@@ -13,8 +13,12 @@ from hourglass.config import read_config_file
 # config.yaml is the default study. A study given with --configfile stands
 # alone (Snakemake would otherwise merge it into config.yaml, variants too);
 # more --configfile files after it override parts of it.
+# Each config file read once more, strictly: Snakemake's own parse error names
+# neither the file nor the line, and its loader lets a key given twice or an
+# alias through.
+for path in workflow.overwrite_configfiles:
+    read_config_file(path)
 if not workflow.overwrite_configfiles:
-    # Snakemake's own parse error names neither the file nor the line.
     if Path("config.yaml").exists():
         read_config_file("config.yaml")
 
@@ -41,8 +45,13 @@ onstart:
     sweep_temporaries()
 
 
+# Every seed's checkpoints, metrics and activations are targets too: the
+# tables are made from them, and a deleted one (a seed's final.pt, a whole
+# seed folder) must come back rather than leave the study silently incomplete.
 rule all:
     input:
+        expand(rules.train.output, variant=VARIANTS, seed=SEEDS),
+        expand(rules.activations.output, variant=VARIANTS, seed=SEEDS),
         f"{STUDY_DIR}/similarity/consistency.csv",
         f"{STUDY_DIR}/similarity/mds.csv",
         expand(f"{STUDY_DIR}/similarity/{{measure}}.csv", measure=MEASURES),
