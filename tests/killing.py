@@ -32,7 +32,7 @@ CONFIG = {
     "model": {"architecture": "fc", "widths": [16, 8]},
     "training": {"batch_size": 64, "max_epochs": 2, "patience": 2},
     "variants": {"latent2": {"model": {"latent": 2}}, "latent4": {"model": {"latent": 4}}},
-    "similarity": {"bootstrap": 20, "measures": {MEASURE: {}}},
+    "similarity": {"bootstrap": 400, "measures": {MEASURE: {}}},
     "figures": {"formats": ["png"], "dpi": 50},
 }
 

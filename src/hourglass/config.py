@@ -1,9 +1,10 @@
 """Checking a study config against the schema, with messages that name the key."""
 
+import math
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 
 class ConfigError(ValueError):
@@ -11,11 +12,16 @@ class ConfigError(ValueError):
 
 
 def read_config_file(path):
-    """A config file read with YAML's safe loader (no Python objects), or
-    ConfigError naming the file and the line where it does not parse."""
+    """A config file read with YAML's safe loader (no Python objects, no
+    repeated keys, no aliases), or ConfigError naming the file and the line
+    where it does not parse or is refused."""
     try:
         with open(path) as f:
-            config = yaml.safe_load(f)
+            config = yaml.load(f, Loader=StrictLoader)
+    except Refused as error:
+        mark = error.problem_mark
+        raise ConfigError(f"config file {path}, line {mark.line + 1}, column {mark.column + 1}: "
+                          f"{error.problem}") from error
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -28,6 +34,36 @@ def read_config_file(path):
     return config
 
 
+class Refused(yaml.constructor.ConstructorError):
+    """YAML that parses but that a config may not hold."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, less what makes a file mean something other than it
+    shows: a key given twice (the last would silently win, and a variant
+    vanish) and aliases (`*name`, which can expand a small file into
+    gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise Refused(
+                None, None, f"an alias (*{event.anchor}) is not allowed in a config: write the "
+                "value out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise Refused(
+                    None, None, f"key {key!r} is given twice in the same mapping: keep one",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def merge(base, override):
     """`override` merged into `base` key by key, as Snakemake merges config files."""
     out = dict(base)
@@ -35,6 +71,16 @@ def merge(base, override):
         out[key] = (merge(out[key], value) if isinstance(value, dict)
                     and isinstance(out.get(key), dict) else value)
     return out
+
+
+def resolve_variants(config, overrides):
+    """Each variant's model and training settings in full: the study's, with
+    the keys the variant's `overrides` (as written, before defaults were
+    filled in) name replaced. Written back as the variants of the effective
+    config, the same settings resolve to themselves."""
+    return {name: {part: {**config[part], **override.get(part, {})}
+                   for part in ("model", "training")}
+            for name, override in overrides.items()}
 
 
 def load_schema(path):
@@ -55,6 +101,8 @@ def describe_error(error):
     if error.validator == "enum":
         return f"{prefix}{error.instance!r} is not known; choose one of: " + ", ".join(
             map(str, schema["enum"]))
+    if error.validator == "pattern" and "description" in schema:  # words, not a regex
+        return f"{prefix}{error.instance!r} does not match: {schema['description'].strip()}"
     hint = f" ({schema['description'].strip()})" if "description" in schema else ""
     return f"{prefix}{error.message}{hint}"
 
@@ -75,25 +123,65 @@ def check_measures(measures):
         raise ConfigError("invalid config:\n" + "\n".join(problems))
 
 
+def _integer(checker, value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(checker, value):
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+# JSON Schema counts 2.0 as an integer and .inf as a number; a config must
+# say what it means: 2 where a count belongs, a finite number where a number does.
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _integer, "number": _number}))
+
+
 def check_config(config, schema_path):
     """Raise ConfigError listing every problem of `config`, or return None."""
     schema = load_schema(schema_path)
-    errors = sorted(Draft202012Validator(schema).iter_errors(config),
+    errors = sorted(StrictValidator(schema).iter_errors(config),
                     key=lambda e: [str(p) for p in e.absolute_path])
-    if errors:
-        problems = "\n".join(f"  - {describe_error(e)}" for e in errors)
+    problems = [describe_error(e) for e in errors] or bootstrap_problems(config, schema)
+    if problems:
+        problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
                           f"{Path(schema_path).name} (workflow/schemas/).")
 
 
+# A percentile interval's end is an order statistic of the resamples: with
+# fewer than this many beyond it, it is mostly Monte Carlo noise (with one
+# resample in all, the "interval" excludes its own estimate in most rows).
+MIN_TAIL_RESAMPLES = 10
+
+
+def bootstrap_problems(config, schema):
+    """similarity.bootstrap too small for a meaningful similarity.ci interval."""
+    defaults = schema["properties"]["similarity"]["properties"]
+    similarity = config.get("similarity", {})
+    resamples, ci = (similarity.get(key, defaults[key]["default"]) for key in ("bootstrap", "ci"))
+    needed = math.ceil(MIN_TAIL_RESAMPLES / ((1 - ci) / 2) - 1e-9)
+    if resamples >= needed:
+        return []
+    return [f"similarity.bootstrap: {resamples} resamples leave fewer than "
+            f"{MIN_TAIL_RESAMPLES} beyond each end of a {ci:g} interval; use at least {needed} "
+            f"(or a narrower similarity.ci)"]
+
+
 def write_effective_config(config, path):
     """Write a study's effective config (its files with every default filled
-    in, as validated) to `path` as YAML, for the results and the report."""
+    in, as validated, and each variant's settings in full) to `path` as YAML,
+    for the results and the report. Run again as the study's only config
+    file, it plans nothing new."""
     from hourglass.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         f.write(f"# The effective config of study {config['study']}: its config files with\n"
-                "# every default filled in (keys: workflow/schemas/config.schema.yaml).\n")
+                "# every default filled in and each variant's settings in full, as its\n"
+                "# jobs received them (keys: workflow/schemas/config.schema.yaml).\n")
         yaml.dump(config, f, Dumper=_ConfigDumper, sort_keys=False)
 
 

@@ -1,6 +1,7 @@
 """The registry of measures by name, as the pipeline and `all_pairs` refer to them."""
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -49,10 +50,31 @@ def measure_plan(measure: str, **options) -> Plan:
         known = "; ".join(f"{name}: {entry.description}" for name, entry in MEASURES.items())
         raise ValueError(f"unknown similarity measure {measure!r}; known: {known}")
     plan = MEASURES[measure].plan
+    signature = inspect.signature(plan)
     try:
-        inspect.signature(plan).bind(**options)
+        signature.bind(**options)
     except TypeError:
         raise ValueError(
-            f"measure {measure!r} takes the options {inspect.signature(plan)}, got {sorted(options)}"
+            f"measure {measure!r} takes the options {signature}, got {sorted(options)}"
         ) from None
+    for name, value in options.items():
+        expected = signature.parameters[name].annotation
+        if not is_of_type(value, expected):
+            raise ValueError(
+                f"option {name} of measure {measure!r} must be {TYPE_NAMES[expected]}, got {value!r}"
+                f" ({type(value).__name__})")
     return plan(**options)
+
+
+# The types a plan's options are annotated with; a value must be of its
+# option's type exactly: the string "false" is no bool, 2.0 no int, and a
+# number is finite.
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def is_of_type(value, expected):
+    if expected is bool or expected is str:
+        return type(value) is expected
+    if isinstance(value, bool) or not isinstance(value, (int, float) if expected is float else int):
+        return False
+    return math.isfinite(value)
