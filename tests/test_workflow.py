@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from hourglass.io import read_matrix
@@ -101,6 +102,51 @@ def test_every_output_is_there_and_sane(study):
 
 def test_nothing_changed_nothing_runs(study):
     assert planned_jobs(study) == Counter()
+
+
+def test_the_effective_config_records_what_each_variant_trained_with(study):
+    """Each variant's settings in full, as its training job received them (not the
+    schema's defaults filled into its overrides), and run again as the study's only
+    config file, the written config plans nothing."""
+    out = study / "results" / "tiny"
+    effective = yaml.safe_load((out / "config.yaml").read_text())
+    for variant in ("latent4", "latent8"):
+        checkpoint = torch.load(out / variant / "seed0" / "checkpoints" / "final.pt",
+                                weights_only=True)
+        recorded = effective["variants"][variant]["model"]
+        assert {k: recorded[k] for k in checkpoint["model"]} == checkpoint["model"]
+        assert recorded["widths"] == [32, 16]  # tiny.yaml's, not the schema's [512, 256, ...]
+    jobs = snakemake(study, "-n", "--configfile", "results/tiny/config.yaml").stdout
+    assert "Nothing to be done" in jobs, jobs
+
+
+@pytest.mark.parametrize("missing", ["latent4/seed0/checkpoints/final.pt", "latent8/seed1"])
+def test_a_deleted_result_comes_back(study, tmp_path, missing):
+    path = study / "results" / "tiny" / missing
+    path.rename(tmp_path / "moved")
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        (tmp_path / "moved").rename(path)
+    variant, seed = missing.split("/")[:2]
+    assert jobs[("train", f"variant={variant}, seed={seed[4:]}")] == 1
+    assert jobs[("consistency", f"variant={variant}")] == 1
+
+
+def test_jobs_run_with_the_interpreter_that_runs_snakemake(workflow_copy):
+    """The README's `.venv/bin/snakemake ...` with no venv activated: the jobs'
+    `python` must not be whichever comes first on PATH."""
+    root = workflow_copy("no_venv_on_path")
+    venv_bin = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if Path(p).resolve() != venv_bin.resolve())
+    result = subprocess.run(
+        [str(venv_bin / "snakemake"), "--cores", "1", "--configfile", "tiny.yaml",
+         "--", "results/tiny/data/digits.h5"], cwd=root, capture_output=True, text=True,
+        env=dict(os.environ, PATH=path))
+    log = root / "results" / "tiny" / "logs" / "data.log"
+    assert result.returncode == 0, result.stderr + (log.read_text() if log.exists() else "")
+    assert (root / "results" / "tiny" / "data" / "digits.h5").exists()
 
 
 def test_touching_the_code_runs_nothing(study):

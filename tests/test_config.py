@@ -1,0 +1,99 @@
+"""Every config value typed and in range at start-up (check_config and
+check_measures, which the Snakefile runs before anything else), and each
+variant's settings resolved in full."""
+
+import pytest
+import yaml
+
+from conftest import REPO
+from hourglass.config import ConfigError, check_config, check_measures, resolve_variants
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
+
+
+def problems(override):
+    """check_config's message for tiny.yaml with `override` (YAML) merged in."""
+    from hourglass.config import merge
+
+    config = merge(TINY, yaml.safe_load(override))
+    with pytest.raises(ConfigError) as error:
+        check_config(config, SCHEMA)
+        check_measures(config.get("similarity", {}).get("measures"))
+    return str(error.value)
+
+
+def test_tiny_config_passes():
+    check_config(TINY, SCHEMA)
+    check_measures(TINY["similarity"]["measures"])
+
+
+@pytest.mark.parametrize("override,message", [
+    # a float where a count belongs passed JSON Schema's "integer" and failed late
+    ("seeds: [0, 1.0]", "seeds.1: 1.0 is not of type 'integer'"),
+    ("checkpoints: [0, 2.0]", "checkpoints.1: 2.0 is not of type 'integer'"),
+    ("variants: {latent4: {model: {latent: 4.0}}}",
+     "variants.latent4.model.latent: 4.0 is not of type 'integer'"),
+    ("training: {batch_size: 64.0}", "training.batch_size: 64.0 is not of type 'integer'"),
+    ("seeds: [0, true]", "seeds.1: True is not of type 'integer'"),
+    ("training: {lr: .inf}", "training.lr: inf is not of type 'number'"),
+    ("training: {lr: .nan}", "training.lr: nan is not of type 'number'"),
+    # out of range values that reached scikit-learn or torch
+    ("data: {split_seed: -1}", "data.split_seed: -1 is less than the minimum of 0"),
+    ("data: {val_fraction: 0.0001}", "data.val_fraction: 0.0001 is less than the minimum of 0.01"),
+    ("data: {train_size: 5}", "data.train_size: 5 is less than the minimum of 10"),
+    ("similarity: {seed: -1}", "similarity.seed: -1 is less than the minimum of 0"),
+    ("figures: {dpi: 3000}", "figures.dpi: 3000 is greater than the maximum of 600"),
+    # too few resamples for a percentile interval
+    ("similarity: {bootstrap: 1}", "similarity.bootstrap: 1 resamples leave fewer than 10 beyond "
+     "each end of a 0.95 interval; use at least 400"),
+    ("similarity: {bootstrap: 1000, ci: 0.99}", "use at least 2000"),
+    # measure options typed from the plans' annotations
+    ("similarity: {measures: {linear_cka: {debiased: 'false'}}}",
+     "similarity.measures.linear_cka: option debiased of measure 'linear_cka' must be true or "
+     "false, got 'false' (str)"),
+    ("similarity: {measures: {rbf_cka: {threshold: .inf}}}",
+     "option threshold of measure 'rbf_cka' must be a finite number, got inf"),
+    ("similarity: {measures: {svcca: {keep: '0.9'}}}",
+     "option keep of measure 'svcca' must be a finite number, got '0.9' (str)"),
+    ("similarity: {measures: {rsa: {metric: 1}}}",
+     "option metric of measure 'rsa' must be a string, got 1 (int)"),
+])
+def test_a_value_of_the_wrong_type_or_range_is_named(override, message):
+    assert message in problems(override)
+
+
+def test_the_fewest_resamples_pass():
+    check_config({**TINY, "similarity": {"bootstrap": 400, "ci": 0.95}}, SCHEMA)
+    check_config({**TINY, "similarity": {"bootstrap": 100, "ci": 0.8}}, SCHEMA)
+
+
+def test_typed_options_pass_and_the_string_false_is_not_debiased():
+    from hourglass.similarity.measures import measure_plan
+
+    check_measures({"linear_cka": {"debiased": False}, "rbf_cka": {"threshold": 1},
+                    "svcca": {"keep": 0.9}, "rsa": {"compare": "spearman"}})
+    with pytest.raises(ValueError, match="must be true or false"):
+        measure_plan("linear_cka", debiased="false")
+    with pytest.raises(ValueError, match="must be true or false"):
+        measure_plan("linear_cka", debiased=0)
+
+
+def test_every_measure_option_is_annotated_with_a_checked_type():
+    import inspect
+
+    from hourglass.similarity.measures import MEASURES, TYPE_NAMES
+
+    for name, entry in MEASURES.items():
+        for option in inspect.signature(entry.plan).parameters.values():
+            assert option.annotation in TYPE_NAMES, f"{name}: {option}"
+
+
+def test_variants_resolve_to_their_full_settings_and_to_themselves():
+    config = {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.001},
+              "variants": {"a": {"model": {"latent": 4}}, "b": {"training": {"lr": 0.1}}}}
+    resolved = resolve_variants(config, config["variants"])
+    assert resolved == {
+        "a": {"model": {"widths": [64, 48], "latent": 4}, "training": {"lr": 0.001}},
+        "b": {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.1}}}
+    assert resolve_variants(config, resolved) == resolved
