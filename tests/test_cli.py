@@ -242,6 +242,24 @@ def test_measures_lists_every_registered_measure_with_its_options(capsys):
     assert "options: debiased=False" in out and "options: metric='correlation', compare='pearson'" in out
 
 
+# --- check ------------------------------------------------------------------
+
+def test_check_names_a_file_it_cannot_read_as_yaml(tmp_path, digits_file, capsys):
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("study: caf\xe9\n".encode("latin-1"))
+    for path, why in [(binary, "is not a YAML text file"),
+                      (digits_file, "is not a YAML text file"),
+                      (latin1, "is not a YAML text file"),
+                      (tmp_path / "missing.yaml", "cannot be read: no such file"),
+                      (tmp_path, "cannot be read: is a directory")]:
+        code, _, err = run(capsys, "check", REPO / "tests" / "tiny.yaml", path)
+        assert code == 1, (path, err)
+        assert err.startswith(f"hourglass check: error: config file {path} "), err
+        assert why in err, err
+
+
 # --- new-study --------------------------------------------------------------
 
 def schema_keys(node, prefix=""):
