@@ -8,7 +8,7 @@ Stages run through their real entry point (`python -m hourglass <stage>`'s
 Every test case tries one bad input, except four controls
 (test_the_stages_run_on_good_input, test_a_diverged_seeds_files_pass_the_checks,
 test_every_torch_load_and_yaml_read_is_safe, test_a_target_inside_the_study_is_planned):
-62 bad inputs in all.
+65 bad inputs in all.
 """
 
 import gzip
@@ -222,6 +222,40 @@ def test_truncated_mnist_raw_file(tmp_path, capsys):
     fails(capsys, tmp_path, data_stage(tmp_path / "root", tmp_path / "m.h5", "mnist"),
           f"dataset file {tmp_path / 'root' / 'MNIST' / 'raw' / 'train-labels-idx1-ubyte'} "
           "is truncated", "MNIST/raw")
+
+
+def test_fewer_labels_than_images_in_fashion_mnist_gz(tmp_path, capsys):
+    """The Debian layout, a labels file of another (smaller) download beside the images."""
+    arrays = write_idx_files(tmp_path / "fm", compress=True)
+    labels = tmp_path / "fm" / "train-labels-idx1-ubyte.gz"
+    with gzip.open(labels, "wb") as f:
+        f.write(idx_bytes(arrays["train-labels-idx1-ubyte"][:-3]))
+    fails(capsys, tmp_path, data_stage(tmp_path / "fm", tmp_path / "f.h5", "fashion_mnist"),
+          f"dataset 'fashion_mnist': {labels} holds 37 labels but "
+          f"{tmp_path / 'fm' / 'train-images-idx3-ubyte.gz'} holds 40 images", "one label each")
+
+
+def test_more_labels_than_images_in_mnist_raw(tmp_path, capsys):
+    """torchvision's layout: it would pair the images with the first labels, silently."""
+    raw = tmp_path / "root" / "MNIST" / "raw"
+    arrays = write_idx_files(raw, compress=False)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(
+        idx_bytes(np.concatenate([arrays["t10k-labels-idx1-ubyte"]] * 2)))
+    fails(capsys, tmp_path, data_stage(tmp_path / "root", tmp_path / "m.h5", "mnist"),
+          f"dataset 'mnist': {raw / 't10k-labels-idx1-ubyte'} holds 40 labels but "
+          f"{raw / 't10k-images-idx3-ubyte'} holds 20 images", "one label each")
+
+
+def test_label_outside_the_classes(tmp_path, capsys):
+    """A label 10 among Fashion-MNIST's 10 classes (0 to 9)."""
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    arrays = write_idx_files(raw, compress=False)
+    labels = arrays["train-labels-idx1-ubyte"].copy()
+    labels[[5, 7]] = [10, 12]
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    fails(capsys, tmp_path, data_stage(tmp_path / "root", tmp_path / "f.h5", "fashion_mnist"),
+          f"dataset 'fashion_mnist': {raw / 'train-labels-idx1-ubyte'} holds 2 of 40 labels "
+          "outside its 10 classes (0 to 9), the first 10 at position 5")
 
 
 # ------------------------------------------------------- activation files

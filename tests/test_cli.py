@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -43,6 +44,12 @@ def run(capsys, *args):
         code = exit.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def files(folder):
+    """Every file under `folder`: its bytes and mtime (ns), to see that nothing was touched."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +242,24 @@ def test_measures_lists_every_registered_measure_with_its_options(capsys):
     assert "options: debiased=False" in out and "options: metric='correlation', compare='pearson'" in out
 
 
+# --- check ------------------------------------------------------------------
+
+def test_check_names_a_file_it_cannot_read_as_yaml(tmp_path, digits_file, capsys):
+    binary = tmp_path / "weights.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("study: caf\xe9\n".encode("latin-1"))
+    for path, why in [(binary, "is not a YAML text file"),
+                      (digits_file, "is not a YAML text file"),
+                      (latin1, "is not a YAML text file"),
+                      (tmp_path / "missing.yaml", "cannot be read: no such file"),
+                      (tmp_path, "cannot be read: is a directory")]:
+        code, _, err = run(capsys, "check", REPO / "tests" / "tiny.yaml", path)
+        assert code == 1, (path, err)
+        assert err.startswith(f"hourglass check: error: config file {path} "), err
+        assert why in err, err
+
+
 # --- new-study --------------------------------------------------------------
 
 def schema_keys(node, prefix=""):
@@ -265,13 +290,18 @@ def test_new_study_writes_a_valid_commented_config(tmp_path, capsys):
         assert re.search(rf"^\s*(# )?{name}:", text, re.M), f"{key} is not in the template"
 
 
-def test_new_study_never_overwrites(tmp_path, capsys):
+def test_new_study_never_overwrites_unless_forced(tmp_path, capsys):
     out = tmp_path / "mine.yaml"
     out.write_text("study: mine\n")
+    before = files(tmp_path)
     code, stdout, err = run(capsys, "new-study", "mine", "--out", out)
     assert code == 1
     assert err.startswith(f"hourglass new-study: error: {out} already exists; nothing was written")
-    assert out.read_text() == "study: mine\n"
+    assert "pass --force to replace it" in err
+    assert files(tmp_path) == before
+    code, stdout, err = run(capsys, "new-study", "mine", "--out", out, "--force")
+    assert code == 0, err
+    assert yaml.safe_load(out.read_text())["study"] == "mine"
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "_x", "with space", "ünï", ""])
@@ -414,3 +444,43 @@ def test_compare_errors(two_seeds, digits_file, tmp_path, capsys):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(
         f"hourglass compare: error: {a} holds 100 probe stimuli and {fewer} 50")
+
+
+@pytest.fixture
+def pair(two_seeds, tmp_path):
+    """Copies of two seeds' activation files in a folder of their own, to write beside."""
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    for s in (0, 1):
+        shutil.copy2(two_seeds / f"seed{s}" / "activations" / "final.h5", folder / f"seed{s}.h5")
+    return folder / "seed0.h5", folder / "seed1.h5"
+
+
+def test_compare_never_writes_over_its_inputs(pair, capsys, monkeypatch):
+    a, b = pair
+    folder = a.parent
+    (folder / "link.h5").symlink_to(b)
+    monkeypatch.chdir(folder)
+    before = files(folder)
+    for out, input in [(a, a), (f"./{b.name}", b), (folder / "link.h5", b)]:
+        for force in ([], ["--force"]):
+            code, _, err = run(capsys, "compare", a, b, "--out", out, *force)
+            assert code == 1, err
+            assert err.startswith(f"hourglass compare: error: --out {Path(out)} is the input "
+                                  f"{input}; nothing was written. Choose another path"), err
+            assert files(folder) == before
+
+
+def test_compare_replaces_an_existing_out_only_with_force(pair, capsys):
+    a, b = pair
+    out = a.parent / "cka.csv"
+    out.write_text("mine\n")
+    before = files(a.parent)
+    code, _, err = run(capsys, "compare", a, b, "--out", out)
+    assert code == 1
+    assert err.startswith(f"hourglass compare: error: {out} already exists; nothing was written. "
+                          "Choose another path, or pass --force to replace it"), err
+    assert files(a.parent) == before
+    code, stdout, err = run(capsys, "compare", a, b, "--out", out, "--force")
+    assert code == 0, err
+    assert f"wrote {out}" in stdout and list(pd.read_csv(out)["layer"]) == LAYERS

@@ -83,7 +83,7 @@ def user_measures(args):
 def user_new_study(args):
     from hourglass.studies import new_study
 
-    path = new_study(args.name, args.out)
+    path = new_study(args.name, args.out, args.force)
     print(f"wrote {path}; edit it, then run: snakemake --cores all --configfile {path}")
 
 
@@ -97,8 +97,10 @@ def user_check(args):
 
 def user_compare(args):
     from hourglass.analyses.layerwise import compare_files, format_comparison, read_options
-    from hourglass.io import write_table
+    from hourglass.io import check_out, write_table
 
+    if args.out:
+        check_out(args.out, [args.a, args.b], args.force)  # before computing: nothing is lost yet
     table = compare_files(args.a, args.b, args.measure, read_options(args.option), args.layer,
                           args.matrix, log=lambda line: print(line, file=sys.stderr))
     print(f"{args.measure} between\n  a: {args.a}\n  b: {args.b}")
@@ -157,13 +159,14 @@ Write the config of a new study NAME, every key explained in a comment, to
 configs/NAME.yaml of the checkout (or --out PATH). It starts as the default
 study (small, digits, minutes on a laptop) and is checked against the
 workflow's schema (workflow/schemas/config.schema.yaml, found beside the
-package's src/ folder or in the current folder). An existing file is never
-overwritten.""", epilog="""\
+package's src/ folder or in the current folder). An existing file is
+replaced only with --force.""", epilog="""\
 example: hourglass new-study latent_sweep
          snakemake --cores all --configfile configs/latent_sweep.yaml""")
     c.add_argument("name", metavar="NAME",
                    help="the study's name, also its folder under results/ (letters, digits, _ . -)")
     c.add_argument("--out", type=Path, metavar="PATH", help="where to write it (default: configs/NAME.yaml)")
+    c.add_argument("--force", action="store_true", help="replace the file if it exists")
 
     c = command("compare", user_compare, "a measure between two activation files, layer by layer", """\
 Compare two activation files (say, two seeds, or a network before and after
@@ -185,7 +188,9 @@ examples:
     c.add_argument("--matrix", action="store_true",
                    help="every layer of A against every layer of B, as a layer x layer matrix")
     c.add_argument("--out", type=Path, metavar="CSV",
-                   help="also write the table (with --matrix: one row per pair of layers) as CSV")
+                   help="also write the table (with --matrix: one row per pair of layers) as CSV; "
+                        "never over A.h5 or B.h5")
+    c.add_argument("--force", action="store_true", help="replace the --out file if it exists")
 
 
 def add_stage_commands(sub):

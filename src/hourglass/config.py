@@ -13,11 +13,18 @@ class ConfigError(ValueError):
 
 def read_config_file(path):
     """A config file read with YAML's safe loader (no Python objects, no
-    repeated keys, no aliases), or ConfigError naming the file and the line
-    where it does not parse or is refused."""
+    repeated keys, no aliases), or ConfigError naming the file and why it
+    cannot be read, or the line where it does not parse or is refused."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             config = yaml.load(f, Loader=StrictLoader)
+    except OSError as error:  # missing, a folder, unreadable: the OS's reason, lower-cased
+        reason = (error.strerror or str(error)).lower()
+        raise ConfigError(f"config file {path} cannot be read: {reason}") from error
+    except (UnicodeDecodeError, yaml.reader.ReaderError) as error:  # binary, HDF5, latin-1
+        reason = " ".join(str(error).split())  # the reader's message spans two lines
+        raise ConfigError(f"config file {path} is not a YAML text file (UTF-8, printable): "
+                          f"{reason}. Is it the right file?") from error
     except Refused as error:
         mark = error.problem_mark
         raise ConfigError(f"config file {path}, line {mark.line + 1}, column {mark.column + 1}: "

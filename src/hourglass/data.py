@@ -9,7 +9,7 @@ the files small and the scaling exact.
 
 import gzip
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -29,6 +29,8 @@ class Source:
     test_y: np.ndarray
     scale: float  # multiplies the integers into [0, 1]
     classes: list
+    # {"train": (images file, labels file), "test": ...} where files hold them, for messages
+    files: dict = field(default_factory=dict)
 
 
 class DatasetMissing(FileNotFoundError):
@@ -114,9 +116,21 @@ def _torchvision(name, cls_name, how_to_get):
         return Source(
             images(train), np.asarray(train.targets), images(test), np.asarray(test.targets),
             scale=1 / 255, classes=list(train.classes),
+            files={"train": _torchvision_files(train), "test": _torchvision_files(test)},
         )
 
     return load
+
+
+def _torchvision_files(ds):
+    """The files a torchvision dataset read its images and its labels from."""
+    if hasattr(ds, "raw_folder"):  # MNIST-like: an IDX file of images, one of labels
+        prefix = "train" if ds.train else "t10k"
+        return (Path(ds.raw_folder) / f"{prefix}-images-idx3-ubyte",
+                Path(ds.raw_folder) / f"{prefix}-labels-idx1-ubyte")
+    batches = ds.train_list if ds.train else ds.test_list  # CIFAR: batches holding both
+    both = f"{', '.join(name for name, _ in batches)} in {Path(ds.root) / ds.base_folder}"
+    return both, both
 
 
 _fashion_torchvision = _torchvision(
@@ -134,15 +148,16 @@ def _fashion_mnist(root, download, split_seed):
     IDX files as Debian's dataset-fashion-mnist package installs them."""
     root = Path(root)
     if (root / "train-images-idx3-ubyte.gz").exists():
-        x, y = {}, {}
+        x, y, files = {}, {}, {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
-            x[split] = _read_idx(root / f"{prefix}-images-idx3-ubyte.gz", DEBIAN_HINT)[:, None]
-            y[split] = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz",
-                                 DEBIAN_HINT).astype(np.int64)
+            files[split] = (root / f"{prefix}-images-idx3-ubyte.gz",
+                            root / f"{prefix}-labels-idx1-ubyte.gz")
+            x[split] = _read_idx(files[split][0], DEBIAN_HINT)[:, None]
+            y[split] = _read_idx(files[split][1], DEBIAN_HINT).astype(np.int64)
         import torchvision.datasets
 
         return Source(x["train"], y["train"], x["test"], y["test"], scale=1 / 255,
-                      classes=list(torchvision.datasets.FashionMNIST.classes))
+                      classes=list(torchvision.datasets.FashionMNIST.classes), files=files)
     return _fashion_torchvision(root, download, split_seed)
 
 
@@ -170,11 +185,32 @@ def stratified_subset(labels, size, seed, what, items="items"):
     return np.sort(keep)
 
 
+def check_source(name, src):
+    """DatasetDamaged unless each split has one label per image, each of a
+    class of the dataset: a labels file that does not belong to its images
+    would otherwise be cut to fit, silently, or fail later on an index."""
+    fix = "Delete the dataset's files and get them again."
+    for split in ("train", "test"):
+        x, y = getattr(src, f"{split}_x"), getattr(src, f"{split}_y")
+        images, labels = src.files.get(split, (f"its {split} split",) * 2)
+        if len(x) != len(y):
+            held = (f"{labels} holds {len(y)} labels but {images} holds {len(x)} images"
+                    if labels != images else f"{images} holds {len(x)} images and {len(y)} labels")
+            raise DatasetDamaged(f"dataset {name!r}: {held}, not one label each. {fix}")
+        outside = np.flatnonzero((y < 0) | (y >= len(src.classes)))
+        if len(outside):
+            raise DatasetDamaged(
+                f"dataset {name!r}: {labels} holds {len(outside)} of {len(y)} labels outside its "
+                f"{len(src.classes)} classes (0 to {len(src.classes) - 1}), the first "
+                f"{y[outside[0]]} at position {outside[0]}. {fix}")
+
+
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out):
-    """Load dataset `name`, split it, choose the probe set, and write `out`."""
+    """Load dataset `name`, check it, split it, choose the probe set, and write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     src = DATASETS[name](root, download, split_seed)
+    check_source(name, src)
     n_val = int(round(val_fraction * len(src.train_y)))
     idx_fit, idx_val = train_test_split(
         np.arange(len(src.train_y)), test_size=n_val, stratify=src.train_y, random_state=split_seed

@@ -37,6 +37,22 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
 
 
+def check_out(out, inputs=(), force=False):
+    """FileExistsError, before anything is computed or written, where a user
+    command's output `out` is one of its `inputs` (the same file however it
+    is spelt: ./A.h5, a link to it), or an existing file and not `force`."""
+    out = Path(out)
+    if not out.exists():
+        return
+    for path in inputs:
+        if Path(path).exists() and os.path.samefile(out, path):
+            raise FileExistsError(f"--out {out} is the input {path}; nothing was written. "
+                                  "Choose another path")
+    if not force:
+        raise FileExistsError(f"{out} already exists; nothing was written. Choose another path, "
+                              "or pass --force to replace it")
+
+
 def remove_temporaries(folder):
     """Delete every temporary atomic_path left under `folder` (a writer killed
     with SIGKILL cannot remove its own); return their paths.

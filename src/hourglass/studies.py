@@ -12,7 +12,7 @@ from string import Template
 import yaml
 
 from hourglass.config import check_config, check_measures, load_schema
-from hourglass.io import atomic_path
+from hourglass.io import atomic_path, check_out
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
 
@@ -117,18 +117,17 @@ def study_config(name: str, path_shown: str) -> str:
     return TEMPLATE.substitute(study=name, path=path_shown)
 
 
-def new_study(name: str, out=None) -> Path:
+def new_study(name: str, out=None, force=False) -> Path:
     """Write the config of a new study `name` to `out` (default: configs/{name}.yaml
     in the checkout holding the workflow) and return its path. Refuses to
-    overwrite a file; the text is checked against the schema before it is written."""
+    overwrite a file unless `force`; the text is checked against the schema
+    before it is written."""
     schema_path = find_schema()
     check_name(name, load_schema(schema_path))
     if out is None:
         out = schema_path.parents[2] / "configs" / f"{name}.yaml"
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} already exists; nothing was written. Choose another "
-                              "study name or --out path, or delete the file first")
+    check_out(out, force=force)
     try:
         shown = out.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
