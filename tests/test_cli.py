@@ -430,6 +430,11 @@ def test_compare_errors(two_seeds, digits_file, tmp_path, capsys):
     assert code == 1 and "takes the options (debiased: bool = False)" in err
     code, _, err = run(capsys, "compare", a, b, "--option", "debiased")
     assert code == 1 and "is not KEY=VALUE" in err
+    for value, shown in (("'false'", "'false' (str)"), ("0", "0 (int)")):  # no truthy guesses
+        code, _, err = run(capsys, "compare", a, b, "--option", f"debiased={value}")
+        assert code == 1 and f"debiased of measure 'linear_cka' must be true or false, got {shown}" in err
+    code, _, err = run(capsys, "compare", a, b, "--measure", "rbf_cka", "--option", "threshold=.inf")
+    assert code == 1 and "threshold of measure 'rbf_cka' must be a finite number, got inf" in err
     code, _, err = run(capsys, "compare", a, b, "--layer", "encoder9")
     assert code == 1 and f"{a} has no layer 'encoder9'; its layers: {', '.join(LAYERS)}" in err
     code, _, err = run(capsys, "compare", a, digits_file)
