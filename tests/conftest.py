@@ -62,3 +62,34 @@ def serial_study(workflow_copy):
     root = killing.write_config(workflow_copy("serial"))
     killing.snakemake(root, "--cores", "1")
     return root
+
+
+@pytest.fixture(scope="session")
+def undefined_layers(tmp_path_factory):
+    """Activation files of 3 seeds (variant `latent1`, checkpoint final, 12 probe
+    images) whose layers have undefined similarities: `bottleneck1` has one unit
+    (no correlation RDM) and `encoder1` is dead in seed 2 (every image alike,
+    though not all units alike). `input` and `output` are alive."""
+    import h5py
+    import numpy as np
+
+    from hourglass.io import write_attrs
+
+    root = tmp_path_factory.mktemp("undefined")
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 6))
+    files = []
+    for seed in range(3):
+        layers = {"input": images, "encoder1": rng.normal(size=(12, 4)),
+                  "bottleneck1": rng.normal(size=(12, 1)), "output": rng.random((12, 6))}
+        if seed == 2:
+            layers["encoder1"] = np.tile(rng.normal(size=4), (12, 1))
+        path = root / f"seed{seed}.h5"
+        with h5py.File(path, "w") as f:
+            for name, act in layers.items():
+                f.create_dataset(f"layers/{name}", data=act.astype(np.float32))
+            write_attrs(f, layer_names=list(layers), seed=seed, epoch=2, variant="latent1",
+                        shapes={n: [a.shape[1]] for n, a in layers.items()}, model={},
+                        checkpoint="final", diverged="")
+        files.append(path)
+    return files

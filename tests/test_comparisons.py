@@ -22,7 +22,7 @@ def test_matrix_equals_the_measure_pair_by_pair(activation_files, tmp_path):
     run(activation_files, "linear_cka", settings, tmp_path / "m.h5", tmp_path / "m.csv")
     matrix, labels = read_matrix(tmp_path / "m.h5")
     assert list(labels.columns) == ["variant", "seed", "epoch", "trained_epochs", "layer",
-                                   "layer_index", "constant"]
+                                   "layer_index", "constant", "undefined"]
     assert len(labels) == 4 * 7 and set(labels["epoch"]) == {"0", "final"}
     acts = [read_layer(activation_files[2 * r.seed + (r.epoch == "final")], r.layer)
             for r in labels.itertuples()]
@@ -49,6 +49,29 @@ def test_a_dead_layer_is_left_out_and_marked(activation_files, tmp_path):
     matrix, labels = compare([activation_files[1], dead], "linear_cka", {}, log=messages.append)
     row = labels.index[(labels["seed"] == 7) & (labels["layer"] == "bottleneck1")][0]
     assert labels["constant"][row] and labels["constant"].sum() == 1
+    assert labels["undefined"][row] == "dead layer (every probe image alike)"
     assert np.isnan(matrix[row]).all() and np.isnan(matrix[:, row]).all()
     assert np.isfinite(np.delete(np.delete(matrix, row, 0), row, 1)).all()
     assert any("seed 7" in m and "bottleneck1" in m and "dead layer" in m for m in messages)
+
+
+@pytest.mark.parametrize("measure", ["rsa", "linear_cka"])
+def test_undefined_values_say_why_in_the_pairs_table(undefined_layers, measure, tmp_path):
+    """Seed 2's encoder1 is dead; bottleneck1 has one unit, whose correlation
+    RDM is undefined (RSA) though CKA is defined for it."""
+    settings = {"options": {}, "dtype": "float64", "device": "cpu", "max_memory_gb": None}
+    run(undefined_layers, measure, settings, tmp_path / "m.h5", tmp_path / "m.csv")
+    _, labels = read_matrix(tmp_path / "m.h5")
+    one_unit = "1 unit: correlation RDM undefined" if measure == "rsa" else ""
+    dead = "dead layer (every probe image alike)"
+    assert labels.set_index(["seed", "layer"])["undefined"].to_dict() == {
+        (s, layer): dead if (s, layer) == (2, "encoder1") else one_unit if layer == "bottleneck1"
+        else "" for s in range(3) for layer in ("input", "encoder1", "bottleneck1", "output")}
+    pairs = pd.read_csv(tmp_path / "m.csv").set_index(["a_seed", "a_layer", "b_seed", "b_layer"])
+    why = pairs["undefined"].fillna("")  # an empty reason reads as NaN
+    assert (pairs["value"].isna() == (why != "")).all(), "NaN exactly where a reason is given"
+    assert why[0, "input", 2, "encoder1"] == f"b: {dead}"
+    assert why[0, "bottleneck1", 2, "encoder1"] == (f"a: {one_unit}; b: {dead}" if one_unit
+                                                    else f"b: {dead}")
+    assert why[0, "bottleneck1", 1, "bottleneck1"] == (f"a: {one_unit}; b: {one_unit}" if one_unit
+                                                       else "")

@@ -7,8 +7,11 @@ import pytest
 import torch
 
 from hourglass.analyses.consistency import (
-    bootstrap_rc, constant_rdms, layer_consistency, second_order, seed_pair_means)
+    bootstrap_rc, layer_consistency, run, second_order, seed_pair_means)
+from hourglass.io import read_table
 from hourglass.similarity.rdm import rdm, upper_triangle
+
+RC = ["rc", "rc_sq", "rc_low", "rc_high"]
 
 
 def pearson(a, b):
@@ -52,7 +55,7 @@ def test_rc_of_three_seeds_by_hand():
 def test_rc_matches_pairwise_pearson_of_rdm_triangles():
     rng = np.random.default_rng(0)
     acts = [rng.normal(size=(12, 5)) for _ in range(4)]
-    stats, _ = layer_consistency(acts, n_boot=20)
+    stats, *_ = layer_consistency(acts, n_boot=20)
     tris = [upper_triangle(rdm(a)) for a in acts]
     rs = [pearson(tris[s], tris[t]) for s in range(4) for t in range(s + 1, 4)]
     assert stats["rc"] == pytest.approx(np.mean(rs))
@@ -62,9 +65,10 @@ def test_rc_matches_pairwise_pearson_of_rdm_triangles():
 
 def test_identical_seeds_are_perfectly_consistent():
     X = np.random.default_rng(1).normal(size=(15, 6))
-    stats, _ = layer_consistency([X, X.copy(), 2 * X + 1], n_boot=30)
+    stats, *_ = layer_consistency([X, X.copy(), 2 * X + 1], n_boot=30)
     assert stats["rc"] == pytest.approx(1) and stats["rc_sq"] == pytest.approx(1)
     assert stats["rc_low"] == pytest.approx(1) and stats["rc_high"] == pytest.approx(1)
+    assert stats["undefined"] == ""
 
 
 def test_bootstrap_equals_rebuilding_the_resampled_rdms():
@@ -89,16 +93,67 @@ def test_one_seed_is_refused():
         layer_consistency([np.ones((5, 3))])
 
 
-def test_a_dead_layer_shares_no_structure():
-    """A seed whose layer maps every stimulus alike has a constant RDM: r = 0 with any other."""
+def test_a_constant_rdm_has_no_r_with_any_other():
+    tri = [[1.0, 2, 3], [1.0, 1, 1], [3.0, 2, 1]]
+    r = second_order(torch.tensor(np.stack([rdm_from_triangle(t, 3) for t in tri])))
+    assert r[0, 2] == pytest.approx(-1)
+    assert r[1].isnan().all() and r[:, 1].isnan().all(), "undefined, not 0"
+
+
+@pytest.mark.parametrize("dead", ["zeros", "same pattern"])
+def test_a_dead_seed_leaves_the_layer_without_rc(dead):
+    """A seed whose layer maps every stimulus alike has a constant RDM: no r
+    with any other, so the layer has no RC (not one over the other seeds)."""
     rng = np.random.default_rng(3)
     alive = [rng.normal(size=(8, 4)) for _ in range(2)]
-    dead = np.zeros((8, 4))
-    stats, rdms = layer_consistency([*alive, dead], n_boot=10)
-    r01 = pearson(upper_triangle(rdm(alive[0])), upper_triangle(rdm(alive[1])))
-    assert stats["rc"] == pytest.approx(r01 / 3)
-    assert constant_rdms(rdms) == 1
-    assert np.isfinite([stats["rc_low"], stats["rc_high"]]).all()
+    # the same non-constant pattern for every stimulus: an RDM constant only up to rounding
+    dead = np.zeros((8, 4)) if dead == "zeros" else np.tile(rng.normal(size=4), (8, 1))
+    stats, _, constant = layer_consistency([*alive, dead], n_boot=10)
+    assert np.isnan([stats[k] for k in RC]).all()
+    assert stats["undefined"] == "1 of 3 seeds' RDMs constant (dead layer)"
+    assert constant.tolist() == [False, False, True]
+
+
+def test_a_one_unit_layer_has_no_rc():
+    """One unit: a stimulus's pattern is one number, which correlates with
+    nothing; every seed's correlation RDM is constant and RC undefined, not 0."""
+    rng = np.random.default_rng(4)
+    stats, _, constant = layer_consistency([rng.normal(size=(10, 1)) for _ in range(3)], n_boot=10)
+    assert np.isnan([stats[k] for k in RC]).all()
+    assert stats["undefined"] == "1 unit: correlation RDM undefined"
+    assert constant.all()
+
+
+def test_a_resample_with_a_constant_rdm_has_no_rc():
+    """Seed 0's RDM varies only through stimulus 0: without it, a resample's RDM is constant."""
+    rng = np.random.default_rng(5)
+    n = 12
+    D = np.full((n, n), 0.7)
+    D[0, 1:] = D[1:, 0] = rng.random(n - 1)
+    other = rdm(rng.normal(size=(n, 4)))
+    rdms = torch.tensor(np.stack([D * (1 - np.eye(n)), other]))
+    counts = torch.tensor(np.stack([np.bincount(rng.integers(1, n, n), minlength=n),
+                                    np.ones(n)]), dtype=torch.float64)
+    rc, rc_sq = bootstrap_rc(rdms, counts)
+    assert rc[0].isnan() and rc_sq[0].isnan()
+    assert rc[1].item() == pytest.approx(pearson(upper_triangle(D), upper_triangle(other)))
+
+
+def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, tmp_path):
+    settings = {"bootstrap": 20, "ci": 0.95, "seed": 0}
+    run(undefined_layers, settings, tmp_path / "rc.csv", tmp_path / "mds.csv")
+    rc = read_table(tmp_path / "rc.csv").set_index("layer")
+    assert rc.loc[["encoder1", "bottleneck1"], RC].isna().all().all(), "undefined, not 0"
+    assert rc.loc[["input", "output"], RC].notna().all().all()
+    assert rc["undefined"].fillna("").to_dict() == {  # an empty reason reads as NaN
+        "input": "", "encoder1": "1 of 3 seeds' RDMs constant (dead layer)",
+        "bottleneck1": "1 unit: correlation RDM undefined", "output": ""}
+    assert rc.loc["encoder1", "constant_rdms"] == 1 and rc.loc["bottleneck1", "constant_rdms"] == 3
+    mds = read_table(tmp_path / "mds.csv")
+    left_out = mds["undefined"].notna()  # an empty reason reads as NaN
+    assert list(mds.loc[left_out, "layer"]) == ["encoder1"] + ["bottleneck1"] * 3
+    assert mds.loc[left_out, ["x", "y"]].isna().all().all()
+    assert mds.loc[~left_out, ["x", "y"]].notna().all().all()
 
 
 def test_diverged_activations_are_refused():

@@ -84,6 +84,25 @@ def layer_panels(table):
     return fig, axes, panels
 
 
+# An undefined value (NaN, e.g. RC of a dead or one-unit layer) is a gap in
+# its line and an 'x' at the foot of the axis, never a point at 0.
+UNDEFINED_MARK = dict(ls="", marker="x", ms=5, mew=1.2)
+
+
+def mark_undefined(ax, x, y, colour):
+    """An 'x' at the foot of `ax` at each x whose y is NaN; whether there was any."""
+    undefined = np.isnan(np.asarray(y, dtype=float))
+    if undefined.any():
+        ax.plot(np.asarray(x, dtype=float)[undefined], np.zeros(undefined.sum()), color=colour,
+                transform=ax.get_xaxis_transform(), clip_on=False, **UNDEFINED_MARK)
+    return bool(undefined.any())
+
+
+def undefined_legend_entry(ax, table):
+    """The legend entry of mark_undefined's 'x': where the reasons are."""
+    ax.plot([], [], color="grey", label=f"undefined (see {table}: undefined)", **UNDEFINED_MARK)
+
+
 def seed_count(seeds, diverged):
     """'5 seeds', or '4 seeds, 1 diverged and excluded'."""
     text = f"{int(seeds)} seed" + ("" if seeds == 1 else "s")
@@ -94,6 +113,7 @@ def consistency(table, paths, dpi=150):
     """RC per layer: a panel per variant, a line per checkpoint, bootstrap interval shaded."""
     fig, axes, panels = layer_panels(table)
     colours = epoch_colours(table["epoch"])
+    undefined = False
     for ax, variant, rows, layers in panels:
         for epoch, colour in colours.items():
             line = rows[rows["epoch"] == epoch].sort_values("layer_index")
@@ -103,18 +123,23 @@ def consistency(table, paths, dpi=150):
                             color=colour, alpha=0.2, lw=0)
             ax.plot(line["layer_index"], line["rc"], marker="o", ms=3, color=colour,
                     label=epoch_label(epoch))
+            undefined |= mark_undefined(ax, line["layer_index"], line["rc"], colour)
         ax.set_title(f"{variant} ({seed_count(rows['n_seeds'].iloc[0], rows['seeds_excluded'].iloc[0])})",
                      pad=14)
         ax.axhline(0, color="grey", lw=0.5)
     axes[0, 0].set_ylabel("representational consistency\n(mean Pearson r of RDMs across seeds,\n"
                           "band: bootstrap interval over probe images)")
+    if undefined:
+        undefined_legend_entry(axes[0, -1], "consistency.csv")
     axes[0, -1].legend(loc="lower left", fontsize=8)
     save(fig, paths, dpi)
 
 
 def mds(table, paths, dpi=150):
     """MDS of layers x seeds: a panel per variant and checkpoint; colour per layer,
-    each seed's layers joined in order from input to output."""
+    each seed's layers joined in order from input to output. Layers whose RDM
+    is undefined have no point (x, y NaN: a gap in their seed's path); the
+    panel's title counts them."""
     variants = list(dict.fromkeys(table["variant"]))
     epochs = epoch_order(table["epoch"])
     fig, axes = plt.subplots(len(variants), len(epochs), squeeze=False,
@@ -131,7 +156,9 @@ def mds(table, paths, dpi=150):
                 pts = panel[panel["layer"] == layer]
                 ax.scatter(pts["x"], pts["y"], s=14, color=cmap(i / max(len(layers) - 1, 1)),
                            label=layer, zorder=2, edgecolor="white", linewidth=0.3)
-            ax.set_title(f"{variant}, {epoch_label(epoch)}")
+            left_out = int(panel["x"].isna().sum())
+            note = f"\n{left_out} undefined (left out)" if left_out else ""
+            ax.set_title(f"{variant}, {epoch_label(epoch)}{note}")
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_aspect("equal", adjustable="datalim")
@@ -235,7 +262,7 @@ FIGURES = {"consistency": consistency, "mds": mds, "training": training,
 def measure_layers(matrix, labels, measure, paths, dpi=150):
     """Layer x layer similarity within each network at its final checkpoint,
     averaged over seeds: a heatmap per variant (mirror structure shows as an
-    anti-diagonal)."""
+    anti-diagonal). A cell undefined in any seed is grey with an 'x'."""
     variants = list(dict.fromkeys(labels["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(5.2 * len(variants), 4.2), squeeze=False,
                              layout="constrained")
@@ -246,46 +273,51 @@ def measure_layers(matrix, labels, measure, paths, dpi=150):
         for _, run in final.groupby("seed"):
             idx = run.sort_values("layer_index").index.to_numpy()
             stack.append(matrix[np.ix_(idx, idx)])
-        image = ax.imshow(np.nanmean(stack, axis=0), cmap="viridis")
+        mean = np.mean(stack, axis=0)
+        image = ax.imshow(mean, cmap=plt.get_cmap("viridis").with_extremes(bad="lightgrey"))
+        rows, cols = np.nonzero(np.isnan(mean))
+        ax.plot(cols, rows, color="black", **UNDEFINED_MARK)
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
         ax.set_yticks(range(len(layers)), layers)
-        ax.set_title(f"{variant}, final ({len(stack)} seeds)")
+        ax.set_title(f"{variant}, final ({len(stack)} seeds)" + (
+            f"\nx: undefined (see {measure}.csv: undefined)" if len(rows) else ""))
         fig.colorbar(image, ax=ax, shrink=0.8, label=measure)
     save(fig, paths, dpi)
 
 
 def measure_seeds(matrix, labels, measure, paths, dpi=150):
     """Each layer compared with the same layer of the other seeds: mean over
-    seed pairs with ±1 standard deviation, a line per checkpoint."""
+    seed pairs with ±1 standard deviation, a line per checkpoint; undefined
+    (see across_seeds) where any pair is."""
     fig, axes, panels = layer_panels(labels)
     colours = epoch_colours(labels["epoch"])
+    undefined = False
     for ax, variant, rows, layers in panels:
         for epoch, colour in colours.items():
-            means, sds = [], []
-            for layer in layers:
-                idx = rows[(rows["epoch"] == epoch) & (rows["layer"] == layer)].index.to_numpy()
-                values = matrix[np.ix_(idx, idx)][np.triu_indices(len(idx), k=1)]
-                means.append(np.nanmean(values) if len(values) else np.nan)
-                sds.append(np.nanstd(values) if len(values) else np.nan)
-            means, sds = np.array(means), np.array(sds)
+            means, sds = across_seeds(matrix, rows, epoch, layers)
             ax.fill_between(range(len(layers)), means - sds, means + sds, color=colour,
                             alpha=0.2, lw=0)
             ax.plot(range(len(layers)), means, marker="o", ms=3, color=colour,
                     label=epoch_label(epoch))
+            undefined |= mark_undefined(ax, range(len(layers)), means, colour)
         ax.set_title(f"{variant} ({rows['seed'].nunique()} seeds)", pad=14)
     axes[0, 0].set_ylabel(f"{measure}, same layer across seeds")
+    if undefined:
+        undefined_legend_entry(axes[0, -1], f"{measure}.csv")
     axes[0, -1].legend(fontsize=8)
     save(fig, paths, dpi)
 
 
 def measure_epochs(matrix, labels, measure, paths, dpi=150):
     """Each layer at each checkpoint compared with itself at the final one
-    (same seed), averaged over seeds: which layers settle first."""
+    (same seed), averaged over seeds: which layers settle first. Undefined
+    where any seed's value is (a mean over every seed, or none)."""
     variants = list(dict.fromkeys(labels["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(4.2 * len(variants), 3.4),
                              sharey=True, squeeze=False)
     cmap = plt.get_cmap("viridis")
     key = ["seed", "layer"]
+    undefined = False
     for ax, variant in zip(axes[0], variants):
         rows = labels[labels["variant"] == variant]
         final = rows[rows["epoch"] == "final"].reset_index().set_index(key)["index"]
@@ -296,13 +328,16 @@ def measure_epochs(matrix, labels, measure, paths, dpi=150):
             for epoch in epochs:
                 sel = rows[(rows["epoch"] == epoch) & (rows["layer"] == layer)]
                 values = [matrix[a, final[(s, layer)]] for a, s in zip(sel.index, sel["seed"])]
-                curve.append(np.nanmean(values) if values else np.nan)
-            ax.plot(range(len(epochs)), curve, marker="o", ms=3, label=layer,
-                    color=cmap(i / max(len(layers) - 1, 1)))
+                curve.append(np.mean(values) if values else np.nan)
+            colour = cmap(i / max(len(layers) - 1, 1))
+            ax.plot(range(len(epochs)), curve, marker="o", ms=3, label=layer, color=colour)
+            undefined |= mark_undefined(ax, range(len(epochs)), curve, colour)
         ax.set_xticks(range(len(epochs)), epochs)
         ax.set_xlabel("checkpoint (epoch)")
         ax.set_title(variant)
     axes[0, 0].set_ylabel(f"{measure} to the final checkpoint")
+    if undefined:
+        undefined_legend_entry(axes[0, -1], f"{measure}.csv")
     axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="layer")
     save(fig, paths, dpi)
 
@@ -327,12 +362,12 @@ def merged_layers(layer_lists):
 
 def across_seeds(matrix, labels, epoch, layers):
     """Per layer: mean and standard deviation, over pairs of seeds, of the
-    measure between the same layer of two seeds at checkpoint `epoch`."""
+    measure between the same layer of two seeds at checkpoint `epoch`. NaN
+    where any pair's value is undefined, as RC is: not a mean over the rest."""
     means, sds = [], []
     for layer in layers:
         idx = labels[(labels["epoch"] == epoch) & (labels["layer"] == layer)].index.to_numpy()
         values = matrix[np.ix_(idx, idx)][np.triu_indices(len(idx), k=1)]
-        values = values[np.isfinite(values)]
         means.append(values.mean() if len(values) else np.nan)
         sds.append(values.std() if len(values) else np.nan)
     return np.array(means), np.array(sds)
@@ -356,6 +391,7 @@ def overview(table, measure, paths, dpi=150):
         layer_axis(ax, layers)
         ax.axhline(0, color="grey", lw=0.5)
     ax = axes[0]
+    undefined = False
     for variant in variants:
         rows = table[(table["variant"] == variant) & (table["epoch"] == "final")]
         rows = rows.sort_values("layer_index")
@@ -365,13 +401,17 @@ def overview(table, measure, paths, dpi=150):
         ax.plot(x, rows["rc"], marker="o", ms=3.5, color=colours[variant],
                 label=f"{variant} ({seed_count(rows['n_seeds'].iloc[0], rows['seeds_excluded'].iloc[0])})"
                 if len(rows) else variant)
+        undefined |= mark_undefined(ax, x, rows["rc"], colours[variant])
     ax.set_ylabel("representational consistency at the final checkpoint\n"
                   "(mean Pearson r of RDMs across seeds;\nband: bootstrap interval)")
     ax.set_title("How consistent is each layer across seeds?", pad=14)
+    if undefined:
+        undefined_legend_entry(ax, "consistency.csv")
     ax.legend(fontsize=8, title="variant", title_fontsize=8)
     if measure:
         name, matrix, labels = measure
         ax = axes[1]
+        undefined = False
         for variant in variants:
             rows = labels[labels["variant"] == variant]
             own = [layer for layer in layers if layer in set(rows["layer"])]
@@ -379,7 +419,11 @@ def overview(table, measure, paths, dpi=150):
             x = [position[layer] for layer in own]
             ax.fill_between(x, means - sds, means + sds, color=colours[variant], alpha=0.15, lw=0)
             ax.plot(x, means, marker="o", ms=3.5, color=colours[variant], label=variant)
+            undefined |= mark_undefined(ax, x, means, colours[variant])
         ax.set_ylabel(f"{name} at the final checkpoint\n(same layer, pairs of seeds;\n"
                       "band: ±1 SD over pairs)")
         ax.set_title(f"{name} across seeds", pad=14)
+        if undefined:  # the variants' colours are in the legend on the left
+            undefined_legend_entry(ax, f"{name}.csv")
+            ax.legend(handles=ax.get_lines()[-1:], fontsize=8)
     save(fig, paths, dpi)

@@ -4,8 +4,9 @@ measure: every (variant, seed, checkpoint, layer) against every other.
 Seeds that diverged are left out (see activations.without_diverged).
 A layer that tells no probe images apart (a dead layer: every image alike,
 or for RSA an RDM with all dissimilarities equal) has no similarity to
-anything; it is left out of the computation, its row
-and column are NaN, and its `constant` label says why.
+anything; it is left out of the computation, its row and column are NaN
+(never 0), its `constant` label is true and its `undefined` label says why;
+each pair's `undefined` in the CSV names the side(s) and why.
 """
 
 import numpy as np
@@ -34,15 +35,19 @@ def representations(described):
     return pd.DataFrame(rows), loaders
 
 
-def is_degenerate(X, measure, options):
-    """True for a representation no similarity is defined for: every probe image
-    alike, or, for RSA, an RDM with every dissimilarity equal (e.g. one unit)."""
+def undefined_reason(X, measure, options):
+    """Why no similarity is defined for representation `X`, for people ('' where
+    it is): every probe image alike, or, for RSA, an RDM with every
+    dissimilarity equal (e.g. one unit under the correlation metric)."""
     if (X == X[:1]).all():
-        return True
+        return "dead layer (every probe image alike)"
     if measure == "rsa":
-        T = upper_triangle(rdm(X, options.get("metric", "correlation")))
-        return bool(T.max() == T.min())
-    return False
+        metric = options.get("metric", "correlation")
+        T = upper_triangle(rdm(X, metric))
+        if T.max() == T.min():
+            one_unit = X.shape[1] == 1 and metric == "correlation"
+            return "1 unit: correlation RDM undefined" if one_unit else "constant RDM"
+    return ""
 
 
 def compare(files, measure, options, dtype="float64", device="cpu", max_memory_gb=None,
@@ -52,10 +57,12 @@ def compare(files, measure, options, dtype="float64", device="cpu", max_memory_g
     if diverged:
         log(f"left out, diverged: {', '.join(f'{v} seed {s}' for v, s in diverged)}")
     labels, loaders = representations(kept)
-    labels["constant"] = [is_degenerate(load(), measure, options) for load in loaders]
+    reasons = [undefined_reason(load(), measure, options) for load in loaders]
+    labels["constant"] = [reason != "" for reason in reasons]
+    labels["undefined"] = reasons
     for row in labels[labels["constant"]].itertuples():
-        log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer} tells no "
-            f"probe images apart (a dead layer); left out of {measure}")
+        log(f"warning: {row.variant} seed {row.seed} epoch {row.epoch} {row.layer}: "
+            f"{row.undefined}; left out of {measure}")
     keep = np.flatnonzero(~labels["constant"].to_numpy())
     names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
@@ -70,11 +77,18 @@ def compare(files, measure, options, dtype="float64", device="cpu", max_memory_g
 
 
 def tidy(matrix, labels):
-    """One row per pair i < j: the labels of both sides (a_*, b_*) and the value."""
+    """One row per pair i < j: the labels of both sides (a_*, b_*), the value,
+    and `undefined`: why the value is NaN, e.g. "a: dead layer (every probe
+    image alike); b: constant RDM" ('' where it is defined)."""
     i, j = np.triu_indices(len(labels), k=1)
     a = labels[LABELS].iloc[i].reset_index(drop=True).add_prefix("a_")
     b = labels[LABELS].iloc[j].reset_index(drop=True).add_prefix("b_")
-    return pd.concat([a, b, pd.Series(matrix[i, j], name="value")], axis=1)
+    why_a, why_b = (labels["undefined"].to_numpy()[k] for k in (i, j))
+    why_a = np.where(why_a != "", "a: " + why_a, "")
+    why_b = np.where(why_b != "", "b: " + why_b, "")
+    both = np.where((why_a != "") & (why_b != ""), "; ", "")
+    undefined = pd.Series(why_a + both + why_b, name="undefined")
+    return pd.concat([a, b, pd.Series(matrix[i, j], name="value"), undefined], axis=1)
 
 
 def run(files, measure, settings, out_h5, out_csv, threads=1):

@@ -5,6 +5,13 @@ For one layer, each seed's RDM (1 - Pearson between stimuli) is compared with
 every other seed's by the Pearson correlation r of their upper triangles.
 RC is the mean of r over seed pairs; RC² the mean of r², the variance one
 seed's RDM shares with another's.
+
+Undefined is not zero. An RDM whose dissimilarities are all equal (a dead
+layer, every stimulus alike; or a one-unit layer, whose single-value patterns
+have no correlation) has no r with any RDM. Such an r is NaN, never a
+plausible 0, and a layer with one such seed has no RC at all: RC is a mean
+over every seed pair, not over a silently smaller set. Its values are NaN
+and `undefined` says why.
 """
 
 import numpy as np
@@ -22,17 +29,42 @@ from hourglass.similarity.rdm import constant_patterns, rdm, upper_triangle
 def standardise(T):
     """Rows of `T` centred and scaled to unit norm: their inner products are Pearson r.
 
-    A constant row, the RDM of a layer that maps every stimulus alike (a dead
-    ReLU layer), has no defined r; it becomes zeros, so r = 0 with every RDM:
-    a layer that tells no stimuli apart shares no structure with another.
+    A constant row, the RDM of a layer that tells no stimuli apart, has no
+    defined r; it becomes NaN, so that its r with every RDM is NaN (not 0).
     """
-    return unit_rows(T, centre=True)
+    constant = T.amax(-1, keepdim=True) == T.amin(-1, keepdim=True)
+    return unit_rows(T, centre=True).masked_fill(constant, float("nan"))
 
 
-def constant_rdms(rdms):
-    """How many of the RDMs (items x n x n) have every dissimilarity equal."""
+def constant_rdms(activations, rdms):
+    """Per seed, whether its RDM is constant (every dissimilarity equal).
+
+    activations: one stimuli x units tensor per seed; rdms: their RDMs.
+    Where every stimulus is alike (a dead layer) the RDM is constant in
+    exact arithmetic, but rounding may leave it off by a few ulps: the
+    activations say so exactly.
+    """
     T = upper_triangle(rdms)
-    return int((T.amax(-1) == T.amin(-1)).sum())
+    dead = torch.stack([(a == a[:1]).all() for a in activations])
+    return dead | (T.amax(-1) == T.amin(-1))
+
+
+def constant_rdm_reason(units):
+    """Why a constant RDM of a layer of `units` units has no r, for people."""
+    return "1 unit: correlation RDM undefined" if units == 1 else "RDM constant (dead layer)"
+
+
+def undefined_reason(units, constant):
+    """Why a layer's RC is undefined, for people ('' when it is defined).
+
+    units: the layer's number of units; constant: per seed, whether its RDM
+    is constant (see constant_rdms).
+    """
+    if not constant.any():
+        return ""
+    if units == 1:
+        return constant_rdm_reason(units)
+    return f"{int(constant.sum())} of {len(constant)} seeds' RDMs constant (dead layer)"
 
 
 def second_order(rdms):
@@ -53,7 +85,8 @@ def bootstrap_rc(rdms, counts):
     each stimulus was drawn).
 
     A resample's RDM holds every pair of drawn stimuli; a pair of a stimulus
-    with its own copy has no dissimilarity and is left out. Pair (i, j) then
+    with its own copy has no dissimilarity and is left out. A resample in
+    which a seed's RDM is constant has no RC: NaN. Pair (i, j) then
     appears counts_i * counts_j times, so every weighted sum over pairs is a
     quadratic form c' A c, and all resamples are done with matrix products
     instead of rebuilding RDMs.
@@ -74,9 +107,13 @@ def bootstrap_rc(rdms, counts):
     for s in range(S):
         for t in range(s, S):
             cov[s, t] = cov[t, s] = pair_sum(A[s] * A[t]) / weight - mean[s] * mean[t]
-    sd = cov.diagonal().T.clamp_min(0).sqrt()  # S x B
-    sd_product = sd[:, None] * sd[None, :]
-    r = torch.where(sd_product > 0, cov / sd_product, 0.0)  # 0 for a constant RDM, as above
+    var = cov.diagonal().T  # S x B
+    # A resample whose RDM is constant has a variance of 0 up to the rounding
+    # of E[A²] - mean², a few ulps of E[A²]: no r, rather than r of rounding noise.
+    constant = var <= 1e-9 * (var + mean**2)
+    sd = var.clamp_min(0).sqrt()
+    r = cov / (sd[:, None] * sd[None, :])
+    r = r.masked_fill(constant[:, None] | constant[None, :], float("nan"))
     return seed_pair_means(r.permute(2, 0, 1))
 
 
@@ -84,7 +121,13 @@ def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
     """RC of one layer across seeds, with a percentile bootstrap interval over stimuli.
 
     activations: one stimuli x units array per seed (at least 2 seeds).
-    Returns rc, rc_sq, rc_low, rc_high, and the RDMs for reuse.
+    Returns rc, rc_sq, rc_low, rc_high and undefined (a dict), the RDMs,
+    and per seed whether its RDM is constant.
+
+    Where a seed's RDM is constant every value is NaN and `undefined` says
+    why (see undefined_reason). Where a bootstrap resample has a constant RDM
+    the interval is NaN: a percentile over the other resamples would be
+    over a silently smaller set.
     """
     if len(activations) < 2:
         raise ValueError("representational consistency needs at least 2 seeds")
@@ -94,6 +137,11 @@ def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
             raise ValueError(f"the activations of seed #{seed_index} hold NaN or inf: the model "
                              "diverged; retrain it with a lower learning rate")
     rdms = torch.stack([rdm(a) for a in acts])
+    constant = constant_rdms(acts, rdms)
+    reason = undefined_reason(acts[0][0].numel(), constant)
+    if reason:
+        nan = float("nan")
+        return dict(rc=nan, rc_sq=nan, rc_low=nan, rc_high=nan, undefined=reason), rdms, constant
     rc, rc_sq = seed_pair_means(second_order(rdms))
     n = rdms.shape[-1]
     gen = torch.Generator().manual_seed(seed)
@@ -103,7 +151,11 @@ def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
     boot, _ = bootstrap_rc(rdms, counts)
     alpha = (1 - ci) / 2
     low, high = torch.quantile(boot, torch.tensor([alpha, 1 - alpha], dtype=boot.dtype))
-    return dict(rc=rc.item(), rc_sq=rc_sq.item(), rc_low=low.item(), rc_high=high.item()), rdms
+    undefined = int(boot.isnan().sum())  # torch.quantile is NaN then too
+    reason = (f"rc_low, rc_high: {undefined} of {n_boot} bootstrap resamples have a constant RDM"
+              if undefined else "")
+    return dict(rc=rc.item(), rc_sq=rc_sq.item(), rc_low=low.item(), rc_high=high.item(),
+                undefined=reason), rdms, constant
 
 
 def mds_2d(dissimilarity, seed=0):
@@ -118,7 +170,9 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
 
     files: activation files of one variant, every seed at every checkpoint.
     Seeds that diverged are left out; `seeds_excluded` counts them.
-    Returns two tables (lists of dicts): consistency rows and MDS rows.
+    Returns two tables (lists of dicts): consistency rows and MDS rows. A
+    layer x seed whose RDM is constant is left out of the MDS: its x and y
+    are NaN and its `undefined` says why.
     """
     kept, diverged = without_diverged(files)
     if diverged:
@@ -137,15 +191,17 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
     for label, seeds in runs.items():
         seeds.sort(key=lambda s: s[0])
         variant, layers = seeds[0][2]["variant"], seeds[0][2]["layer_names"]
-        triangles = []
+        triangles, constants, reasons = [], [], []
         for index, layer in enumerate(layers):
             acts = [read_layer(path, layer) for _, path, _ in seeds]
             try:
-                stats, rdms = layer_consistency(acts, n_boot=n_boot, ci=ci, seed=seed)
+                stats, rdms, constant = layer_consistency(acts, n_boot=n_boot, ci=ci, seed=seed)
             except ValueError as error:
                 raise ValueError(f"variant {variant!r}, checkpoint {label!r}, layer {layer!r}: "
                                  f"{error}") from error
             triangles.append(upper_triangle(rdms))
+            constants.append(constant)
+            reasons += [constant_rdm_reason(acts[0].shape[1]) if c else "" for c in constant]
             consistency.append(dict(
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
                 region=layer_region(layer), n_seeds=len(seeds), seeds_excluded=len(diverged),
@@ -153,16 +209,24 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
                 trained_epochs_min=min(int(s[2]["epoch"]) for s in seeds),
                 trained_epochs_max=max(int(s[2]["epoch"]) for s in seeds),
                 constant_stimuli=max(constant_patterns(a) for a in acts),
-                constant_rdms=constant_rdms(rdms)))
-            log(f"{variant} {label} {layer}: RC {stats['rc']:.3f} "
-                f"[{stats['rc_low']:.3f}, {stats['rc_high']:.3f}]")
-        Z = standardise(torch.cat(triangles))
+                constant_rdms=int(constant.sum())))
+            rc = ("undefined" if np.isnan(stats["rc"]) else
+                  f"{stats['rc']:.3f} [{stats['rc_low']:.3f}, {stats['rc_high']:.3f}]")
+            why = f" ({stats['undefined']})" if stats["undefined"] else ""
+            log(f"{variant} {label} {layer}: RC {rc}{why}")
+        # An RDM with no r has no place among distances: left out, not put at r = 0.
+        left_out = torch.cat(constants)
+        Z = standardise(torch.cat(triangles)[~left_out])
         dissimilarity = (1 - Z @ Z.T).clamp_min(0).fill_diagonal_(0)
-        xy = mds_2d(dissimilarity.numpy(), seed=seed)
+        xy = np.full((len(left_out), 2), np.nan)
+        xy[~left_out.numpy()] = mds_2d(dissimilarity.numpy(), seed=seed)
+        if left_out.any():
+            log(f"{variant} {label}: MDS leaves out {int(left_out.sum())} layer x seed RDMs "
+                "that are constant (see mds.csv: undefined)")
         items = [(i, layer, s) for i, layer in enumerate(layers) for s, _, _ in seeds]
-        for (index, layer, s), (x, y) in zip(items, xy):
+        for (index, layer, s), (x, y), reason in zip(items, xy, reasons):
             mds.append(dict(variant=variant, epoch=checkpoint_epoch(label), layer=layer,
-                            layer_index=index, seed=s, x=x, y=y))
+                            layer_index=index, seed=s, x=x, y=y, undefined=reason))
     return consistency, mds
 
 

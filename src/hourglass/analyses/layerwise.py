@@ -2,7 +2,7 @@
 (`hourglass compare`), layer by layer, and the list of measures (`hourglass
 measures`).
 
-A layer that tells no probe images apart (see comparisons.is_degenerate) has
+A layer that tells no probe images apart (see comparisons.undefined_reason) has
 no similarity: its entries are NaN and `dead` names the file it is dead in,
 as the pipeline's all-pairs jobs do.
 """
@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from hourglass.activations import read_layer
-from hourglass.analyses.comparisons import is_degenerate
+from hourglass.analyses.comparisons import undefined_reason
 from hourglass.files import describe_file
 from hourglass.similarity import MEASURES, all_pairs
 from hourglass.similarity.measures import measure_plan
@@ -142,7 +142,7 @@ def compare_files(a, b, measure, options=None, layers=None, matrix=False, dtype=
 def _load(path, names, measure, options, log):
     """{layer: activations} of `names` in `path`, and the set of dead ones (logged)."""
     loaded = {name: read_layer(path, name) for name in names}
-    dead = {name for name, X in loaded.items() if is_degenerate(X, measure, options)}
+    dead = {name for name, X in loaded.items() if undefined_reason(X, measure, options)}
     for name in sorted(dead, key=names.index):
         log(f"warning: {name} of {path} tells no probe images apart (a dead layer); no {measure} for it")
     return loaded, dead

@@ -1,0 +1,103 @@
+"""Figures draw an undefined value (NaN) as a gap and an 'x' with a legend
+entry, never as a point at 0 or as a mean over fewer seeds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourglass import plots
+
+LAYERS = ["input", "encoder1", "bottleneck1", "output"]
+UNDEFINED = 2  # bottleneck1: RC undefined; in the measure, undefined in seed 2
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The figures the plot functions draw, kept open instead of saved."""
+    drawn = []
+    monkeypatch.setattr(plots, "save", lambda fig, paths, dpi=150: drawn.append(fig))
+    return drawn
+
+
+@pytest.fixture
+def table():
+    """consistency.csv of one variant, two checkpoints: bottleneck1 undefined."""
+    rows = []
+    for epoch in ("0", "final"):
+        for index, layer in enumerate(LAYERS):
+            rc = np.nan if index == UNDEFINED else 0.9 - 0.1 * index
+            rows.append(dict(variant="latent1", epoch=epoch, layer=layer, layer_index=index,
+                             n_seeds=3, seeds_excluded=0, rc=rc, rc_sq=rc**2, rc_low=rc - 0.05,
+                             rc_high=rc + 0.05, undefined="1 unit: correlation RDM undefined"
+                             if index == UNDEFINED else ""))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def measure():
+    """A measure over 3 seeds x LAYERS at the final checkpoint; bottleneck1 of
+    seed 2 undefined (its row and column NaN), as comparisons.compare writes it."""
+    labels = pd.DataFrame([dict(variant="latent1", seed=s, epoch="final", trained_epochs=2,
+                                layer=layer, layer_index=i) for s in range(3)
+                           for i, layer in enumerate(LAYERS)])
+    matrix = np.full((len(labels), len(labels)), 0.5)
+    np.fill_diagonal(matrix, 1)
+    dead = labels.index[(labels["seed"] == 2) & (labels["layer"] == "bottleneck1")]
+    matrix[dead, :] = matrix[:, dead] = np.nan
+    labels["constant"] = labels.index.isin(dead)
+    labels["undefined"] = np.where(labels["constant"], "dead layer (every probe image alike)", "")
+    return matrix, labels
+
+
+def data_lines(ax):
+    """The lines of values: in data coordinates, labelled, not an empty legend entry."""
+    return [line for line in ax.get_lines() if line.get_transform() == ax.transData
+            and not line.get_label().startswith("_") and len(line.get_xdata())]
+
+
+def assert_undefined_marked(ax, x, table):
+    """At x: every value line NaN (a gap, not 0) and an 'x' mark; the legend says where to look."""
+    for line in data_lines(ax):
+        if x in list(line.get_xdata()):
+            assert np.isnan(line.get_ydata()[list(line.get_xdata()).index(x)]), line.get_label()
+    marks = [line for line in ax.get_lines()
+             if line.get_marker() == "x" and line.get_transform() != ax.transData]
+    assert any(x in list(m.get_xdata()) for m in marks), "an 'x' marks the undefined value"
+    legend = ax.get_legend()
+    assert f"undefined (see {table}: undefined)" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_consistency_figure(table, figures):
+    plots.consistency(table, [])
+    ax = figures[0].axes[0]
+    assert len(data_lines(ax)) == 2  # a line per checkpoint
+    assert_undefined_marked(ax, UNDEFINED, "consistency.csv")
+    defined = [y for line in data_lines(ax) for i, y in enumerate(line.get_ydata()) if i != UNDEFINED]
+    assert np.isfinite(defined).all()
+
+
+def test_overview(table, measure, figures):
+    plots.overview(table, ("linear_cka", *measure), [])
+    rc_axis, measure_axis = figures[0].axes[:2]
+    assert_undefined_marked(rc_axis, UNDEFINED, "consistency.csv")
+    # one seed's bottleneck1 undefined: undefined across seeds, not the mean of the other pair
+    assert_undefined_marked(measure_axis, UNDEFINED, "linear_cka.csv")
+    (line,) = data_lines(measure_axis)
+    assert np.delete(line.get_ydata(), UNDEFINED) == pytest.approx(0.5)
+
+
+def test_measure_figures(measure, figures):
+    matrix, labels = measure
+    plots.measure_seeds(matrix, labels, "linear_cka", [])
+    assert_undefined_marked(figures[0].axes[0], UNDEFINED, "linear_cka.csv")
+    plots.measure_epochs(matrix, labels, "linear_cka", [])
+    ax = figures[1].axes[0]
+    marks = [line for line in ax.get_lines() if line.get_marker() == "x" and line.get_xdata().size]
+    assert len(marks) == 1, "bottleneck1's single checkpoint is marked"
+    assert "undefined (see linear_cka.csv: undefined)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plots.measure_layers(matrix, labels, "linear_cka", [])
+    ax = figures[2].axes[0]
+    image = ax.get_images()[0].get_array()
+    assert image.mask[UNDEFINED].all() and image.mask[:, UNDEFINED].all()  # blank, not 0
+    assert not np.delete(np.delete(image.mask, UNDEFINED, 0), UNDEFINED, 1).any()
+    assert "undefined" in ax.get_title()
