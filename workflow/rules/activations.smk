@@ -21,5 +21,5 @@ rule activations:
     params:
         code=code_hash("activations"),
     shell:
-        "{HOURGLASS} activations --data {input.data} --threads {threads}"
+        "hourglass activations --data {input.data} --threads {threads}"
         " --checkpoints {input.checkpoints} --out {output} > {log} 2>&1"

@@ -91,19 +91,22 @@ def measure_settings(measure):
 
 # Jobs run the package from this checkout, whichever environment runs them,
 # so the code that runs is the code each rule's `code` param hashes
-# (hourglass.stages).
+# (hourglass.stages); and with the interpreter that runs Snakemake (whose
+# environment has the package's dependencies), not the first `python` on the
+# user's PATH; under --software-deployment-method conda, the rule's
+# environment's own. Rules call the shell function `hourglass` this defines:
+# a prefix, not a param, since the interpreter's path is no reason to re-run.
 # (Braces doubled twice: once for this f-string, once for the job's shell.)
 SRC_ON_PATH = f"{shlex.quote(str(SRC_DIR))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={SRC_ON_PATH}; ")
-# ... with the interpreter that runs Snakemake (whose environment has the
-# package's dependencies), not the first `python` on the user's PATH; under
-# --software-deployment-method conda, the rule's environment's own python.
 PYTHON = (
     "python"
     if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
     else shlex.quote(sys.executable)
 )
-HOURGLASS = f"{PYTHON} -m hourglass"
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={SRC_ON_PATH}; "
+    f'hourglass() {{{{ {PYTHON} -m hourglass "$@"; }}}}; '
+)
 
 
 def run_dir(w):

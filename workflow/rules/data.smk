@@ -25,6 +25,6 @@ rule data:
         ),
         code=code_hash("data"),
     shell:
-        "{HOURGLASS} data --root {resources.root:q}"
+        "hourglass data --root {resources.root:q}"
         " --download {resources.download} --out {output}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -29,5 +29,5 @@ rule figure:
         ),
         code=code_hash("figures"),
     shell:
-        "{HOURGLASS} figure {wildcards.figure} --inputs {input} --out {output}"
+        "hourglass figure {wildcards.figure} --inputs {input} --out {output}"
         " --settings {params.settings:q} > {log} 2>&1"

@@ -22,4 +22,4 @@ rule study_config:
         config=to_json(config),
         code=code_hash("config"),
     shell:
-        "{HOURGLASS} config --settings {params.config:q} --out {output} > {log} 2>&1"
+        "hourglass config --settings {params.config:q} --out {output} > {log} 2>&1"

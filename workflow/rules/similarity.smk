@@ -23,7 +23,7 @@ rule consistency:
         ),
         code=code_hash("similarity"),
     shell:
-        "{HOURGLASS} consistency --activations {input} --threads {threads}"
+        "hourglass consistency --activations {input} --threads {threads}"
         " --out-consistency {output.consistency} --out-mds {output.mds}"
         " --settings {params.settings:q} > {log} 2>&1"
 
@@ -49,8 +49,8 @@ rule gather_similarity:
     params:
         code=code_hash("similarity"),
     shell:
-        "({HOURGLASS} gather --tables {input.consistency} --out {output.consistency}"
-        " && {HOURGLASS} gather --tables {input.mds} --out {output.mds}) > {log} 2>&1"
+        "(hourglass gather --tables {input.consistency} --out {output.consistency}"
+        " && hourglass gather --tables {input.mds} --out {output.mds}) > {log} 2>&1"
 
 
 rule measure:
@@ -77,6 +77,6 @@ rule measure:
         settings=lambda w: to_json(measure_settings(w.measure)),
         code=code_hash("measures"),
     shell:
-        "{HOURGLASS} measure {wildcards.measure} --activations {input}"
+        "hourglass measure {wildcards.measure} --activations {input}"
         " --threads {threads} --out-h5 {output.h5} --out-csv {output.csv}"
         " --settings {params.settings:q} > {log} 2>&1"

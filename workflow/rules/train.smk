@@ -33,7 +33,7 @@ rule train:
         out_dir=run_dir,
         code=code_hash("train"),
     shell:
-        "{HOURGLASS} train --data {input.data} --seed {wildcards.seed}"
+        "hourglass train --data {input.data} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --threads {threads}"
         " --on-divergence {resources.on_divergence}"
         " --settings {params.settings:q} > {log} 2>&1"
