@@ -29,6 +29,10 @@ MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
 FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 INSTALL = ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]
+# Seconds before a wait gives up: only a guard against a hung page. On a loaded
+# 2-core machine (CI, other test runs) chromium loads, renders and decodes the
+# report many times slower than on an idle one.
+TIMEOUT = 120
 
 
 def chromium():
@@ -77,12 +81,12 @@ def browser():
         options.add_argument(arg)
     # The given chromedriver: selenium must not look for (or download) one.
     browser = webdriver.Chrome(service=Service(driver), options=options)
-    browser.set_page_load_timeout(60)
+    browser.set_page_load_timeout(TIMEOUT)
     yield browser
     browser.quit()
 
 
-def wait_for(browser, find, what, timeout=20):
+def wait_for(browser, find, what, timeout=TIMEOUT):
     """Poll `find(browser)` until it returns something true."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -102,10 +106,43 @@ def open_report(browser, path):
     wait_for(browser, lambda b: b.find_element(By.LINK_TEXT, "Statistics"), "the report's menu")
 
 
+def still(browser):
+    """No CSS transition is running: the navbar animates its width when the
+    view changes (menu, category, result info), and its links move with it."""
+    return browser.execute_script("return !document.getAnimations().some("
+                                  "a => a instanceof CSSTransition && a.playState === 'running')")
+
+
+def click(browser, find, what):
+    """Click what `find(browser)` returns once it is displayed and the page is
+    still, trying again if the click fails all the same. A click aimed at a
+    link while the navbar's transition moves it lands on whatever has moved
+    under the pointer (selenium: "element click intercepted"): on a loaded
+    machine the driver's steps from finding the link to clicking it take long
+    enough to span a transition. The report's views have no URL to go to
+    instead (its links are all href="#", its views React state), and opening
+    them as a reader does is what the test checks."""
+    def aim_and_click(b):
+        element = find(b)
+        if element.is_displayed() and element.is_enabled() and still(b):
+            element.click()
+            return True
+        return False
+    wait_for(browser, aim_and_click, what)
+
+
 def click_text(browser, text):
     from selenium.webdriver.common.by import By
 
-    wait_for(browser, lambda b: b.find_element(By.LINK_TEXT, text), f"a link {text!r}").click()
+    click(browser, lambda b: b.find_element(By.LINK_TEXT, text), f"a link {text!r} to click")
+
+
+def click_info(browser, row):
+    """Click the info button of a row of the results table on screen."""
+    from selenium.webdriver.common.by import By
+
+    click(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "a[iconname=information-circle]")[row],
+          f"the info button of row {row}")
 
 
 def png_size(path):
@@ -149,7 +186,8 @@ def show(browser, row, selector="a[iconname=eye]"):
     from selenium.webdriver.common.by import By
 
     def click_and_look(b):
-        b.find_elements(By.CSS_SELECTOR, selector)[row].click()
+        click(b, lambda b: b.find_elements(By.CSS_SELECTOR, selector)[row],
+              f"the eye button of row {row}")
         end = time.monotonic() + 2
         while time.monotonic() < end:
             if img := decoded_png(b):
@@ -201,7 +239,7 @@ def test_report_renders_every_figure_with_its_caption(report, browser):
                 assert drawn > 0.02 and colours > 20, f"{name} looks blank: {drawn:.3f} drawn, {colours} colours"
                 browser.save_screenshot(shots / f"{figure}.png")
                 # its caption, shown by the info button
-                result_rows(browser)[i][1].click()
+                click_info(browser, i)
                 caption = wait_for(browser, lambda b: "DESCRIPTION" in b.find_element(
                     By.TAG_NAME, "nav").text and b.find_element(By.TAG_NAME, "nav").text,
                     f"the caption of {name}")
@@ -235,15 +273,19 @@ def test_report_renders_every_figure_with_its_caption(report, browser):
     assert {r["rule"] for r in runtimes} >= {"train", "figure", "study_config"}
     assert all(r["runtime"] > 0 for r in runtimes), runtimes
     click_text(browser, "Statistics")
-    wait_for(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "canvas, svg.marks"),
-             "the runtime charts")
-    time.sleep(1)  # vega draws after it adds the canvas
+    # vega adds a chart's canvas, then draws on it: wait for the drawing, not a
+    # second (which a loaded machine may need more than)
+    wait_for(browser, lambda b: b.execute_script(
+        "const marks = [...document.querySelectorAll('canvas.marks, svg.marks')];"
+        "return marks.length > 0 && marks.every(m => m.tagName === 'svg' ? m.childElementCount > 0"
+        " : m.getContext('2d').getImageData(0, 0, m.width, m.height).data.some(v => v > 0))"),
+        "the runtime charts drawn")
     browser.save_screenshot(shots / "statistics.png")
 
     # The screenshot for people: the overview on display, its caption beside it
     open_report(browser, path)
     click_text(browser, "1. Overview")
-    result_rows(browser)[0][1].click()
+    click_info(browser, 0)
     show(browser, 0, "nav a[iconname=eye]")
     browser.save_screenshot(shots / "report.png")
     print(f"screenshots in {shots}")

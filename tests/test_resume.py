@@ -4,6 +4,9 @@ same bytes as a run that was never interrupted."""
 import csv
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -12,11 +15,11 @@ import time
 
 import pytest
 
+import killing
 from conftest import REPO
 from hourglass.activations import record
 
-# Wide layers make each save take milliseconds (a window a kill can hit) and an
-# epoch take long enough to be killed in the middle.
+# Wide layers make an epoch take long enough to be killed in the middle.
 SETTINGS = {
     "variant": "wide",
     "model": dict(architecture="fc", widths=[512, 512], latent=4, bottleneck_layers=1,
@@ -24,19 +27,32 @@ SETTINGS = {
     "training": dict(loss="mse", lr=0.0005, batch_size=16, max_epochs=4, patience=10),
     "checkpoints": [0, 2, 4],
 }
+# Seconds before a wait gives up: only a guard against a hung run. On a loaded
+# 2-core machine (CI, other test runs) a training takes several times as long
+# as on an idle one.
+TIMEOUT = 1200
 
 
-def start(digits_file, out, settings=SETTINGS, src=REPO / "src"):
+def start(digits_file, out, settings=SETTINGS, terminal=None, faults=None, markers=None,
+          src=REPO / "src"):
+    """The training, its output on a pipe or on `terminal` (a pty's fd: it draws its
+    progress bar there); `faults` cut writes short as in tests/killing.py; `src` is
+    the package it runs (this checkout's, or an edited copy)."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    if faults:
+        env.update(PYTHONPATH=os.pathsep.join([str(killing.FAULTS), env["PYTHONPATH"]]),
+                   HOURGLASS_FAULTS=";".join(f"{stage}={regex}" for stage, regex in faults.items()),
+                   HOURGLASS_FAULT_MARKERS=str(markers))
     return subprocess.Popen(
         [sys.executable, "-m", "hourglass", "train", "--data", str(digits_file), "--seed", "0",
          "--out-dir", str(out), "--settings", json.dumps(settings)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=dict(os.environ, PYTHONPATH=str(src)))  # this checkout's code, or an edited copy
+        stdout=subprocess.PIPE if terminal is None else terminal,
+        stderr=subprocess.STDOUT if terminal is None else terminal, text=True, env=env)
 
 
 def finish(digits_file, out, settings=SETTINGS, src=REPO / "src"):
-    proc = start(digits_file, out, settings, src)
-    log, _ = proc.communicate(timeout=300)
+    proc = start(digits_file, out, settings, src=src)
+    log, _ = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, log
     return log
 
@@ -57,7 +73,7 @@ def reference(digits_file, tmp_path_factory):
     return out
 
 
-def kill_when(proc, condition, timeout=120):
+def kill_when(proc, condition, timeout=TIMEOUT):
     deadline = time.monotonic() + timeout
     while not condition():
         assert proc.poll() is None, "training ended before the kill"
@@ -75,32 +91,51 @@ def test_killed_early(digits_file, tmp_path, reference):
 
 
 def test_killed_mid_epoch(digits_file, tmp_path, reference):
-    proc = start(digits_file, tmp_path)
-    for line in proc.stdout:  # epoch 2 done: its seconds tell how long epoch 3 takes
-        if line.startswith("epoch 2:"):
-            break
-    seconds = float(line.split()[6])
-    time.sleep(seconds / 2)
+    # Killed once half of epoch 3's batches have begun, as the progress bar it
+    # draws on a terminal before each batch shows. (Sleeping half of epoch 2's
+    # time instead kills before epoch 2 is saved, or after epoch 3, whenever
+    # the machine's load changes between the two epochs.)
+    main, child = pty.openpty()
+    proc = start(digits_file, tmp_path, terminal=child)
+    os.close(child)
+    shown, deadline = b"", time.monotonic() + TIMEOUT
+    while not any(2 * int(done) >= int(total) for done, total in
+                  re.findall(rb"\repoch 3/4 \[[#.]*\] (\d+)/(\d+)[\r\n]", shown)):  # whole bars
+        assert time.monotonic() < deadline, "timed out waiting for epoch 3"
+        if select.select([main], [], [], 1)[0]:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the child has exited and closed the terminal
+                chunk = b""
+            assert chunk, "training ended before the kill"
+            shown += chunk
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    os.close(main)
     log = finish(digits_file, tmp_path)
     assert "resuming after epoch 2" in log
     assert outputs(tmp_path) == outputs(reference)
 
 
 def test_killed_while_writing_a_checkpoint(digits_file, tmp_path, reference):
-    resume = tmp_path / ".resume"
+    out, markers = tmp_path / "run", tmp_path / "markers"
+    resume = out / ".resume"
+    markers.mkdir()
 
     def writing():
         return resume.exists() and any(p.name.endswith(".tmp") for p in resume.iterdir())
 
-    proc = start(digits_file, tmp_path)
-    kill_when(proc, lambda: (resume / "state.pt").exists() and writing())
+    # The write of epoch 2's checkpoint (state.pt of epoch 1 saved) is cut short
+    # and held by tests/faults/sitecustomize.py until the kill: polling for a
+    # temporary that lives a few milliseconds misses every one of them on a
+    # loaded machine, or sees one whose write ends before the kill lands.
+    proc = start(digits_file, out, faults={"train": r"\.resume/epoch2\.pt$"}, markers=markers)
+    kill_when(proc, lambda: (resume / "state.pt").exists() and bool(killing.markers_in(markers)))
     assert writing(), "the kill was meant to leave a half-written file"
-    log = finish(digits_file, tmp_path)
+    log = finish(digits_file, out)
     assert "resuming after epoch" in log
-    assert outputs(tmp_path) == outputs(reference)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert outputs(out) == outputs(reference)
+    assert not list(out.rglob("*.tmp"))
 
 
 def test_activations_of_a_resumed_run_are_identical(digits_file, tmp_path, reference):
@@ -129,7 +164,9 @@ def test_progress_of_other_code_is_not_resumed(digits_file, tmp_path):
     proc = start(digits_file, tmp_path / "run", src=src)
     kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
     models = src / "hourglass" / "models.py"
-    models.write_text(models.read_text().replace("nn.ReLU()", "nn.Tanh()"))
+    code = models.read_text()
+    assert "nn.Sigmoid()" in code
+    models.write_text(code.replace("nn.Sigmoid()", "nn.Hardsigmoid()"))  # the output layer's
     log = finish(digits_file, tmp_path / "run", src=src)
     assert "holds progress made with other training code" in log and "resuming" not in log
     finish(digits_file, tmp_path / "fresh", src=src)
