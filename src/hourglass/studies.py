@@ -51,7 +51,9 @@ model:                   # every variant's model, unless the variant overrides a
 
 training:                # every variant's training, unless the variant overrides a key
   loss: mse              # or bce: the reconstruction term
-  objective: {name: reconstruction}  # or {name: denoising, noise_std: 0.3}
+  objective:             # what training minimises
+    name: reconstruction # or denoising, which takes noise_std:
+    # noise_std: 0.3     # denoising: standard deviation of the Gaussian noise
   lr: 0.001              # Adam's learning rate
   weight_decay: 0        # Adam's weight decay
   batch_size: 32         # images per step
