@@ -171,3 +171,17 @@ def test_progress_of_other_code_is_not_resumed(digits_file, tmp_path):
     assert "holds progress made with other training code" in log and "resuming" not in log
     finish(digits_file, tmp_path / "fresh", src=src)
     assert outputs(tmp_path / "run") == outputs(tmp_path / "fresh")
+
+
+def test_a_killed_denoising_run_resumes_its_noise(digits_file, tmp_path, reference):
+    """The training noise continues where the saved state left it: a fresh noise
+    stream on resuming would corrupt the remaining epochs' images differently."""
+    denoising = {**SETTINGS, "training": {**SETTINGS["training"],
+                                          "objective": {"name": "denoising", "noise_std": 0.3}}}
+    finish(digits_file, tmp_path / "uninterrupted", denoising)
+    proc = start(digits_file, tmp_path / "run", denoising)
+    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
+    log = finish(digits_file, tmp_path / "run", denoising)
+    assert "resuming after epoch" in log
+    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
+    assert outputs(tmp_path / "run")["final.pt"] != outputs(reference)["final.pt"]

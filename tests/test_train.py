@@ -54,7 +54,9 @@ def test_metrics_and_checkpoint_epochs(digits_file, tmp_path):
     run(digits_file, tmp_path)
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"]
+    # each term of the objective (reconstruction: loss and recon) per split
+    assert list(rows[0]) == ["variant", "seed", "epoch", "train_loss", "train_recon", "val_loss",
+                             "val_recon", "test_loss", "test_recon", "seconds"]
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     val = [float(r["val_loss"]) for r in rows]
     assert val[-1] < val[0]

@@ -178,9 +178,11 @@ def test_where_the_data_comes_from_reruns_only_the_config_record(study, tmp_path
     assert planned_jobs(study, str(override)) == Counter({CONFIG_JOB: 1})
 
 
-def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path):
-    override = tmp_path / "lr.yaml"
-    override.write_text("variants: {latent8: {training: {lr: 0.003}}}\n")
+@pytest.mark.parametrize("setting", [
+    "lr: 0.003", "weight_decay: 0.0001", "objective: {name: denoising, noise_std: 0.3}"])
+def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path, setting):
+    override = tmp_path / "training.yaml"
+    override.write_text(f"variants: {{latent8: {{training: {{{setting}}}}}}}\n")
     jobs = planned_jobs(study, str(override))
     expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1,
                         CONFIG_JOB: 1})

@@ -168,25 +168,29 @@ def mds(table, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+# metrics.csv's loss columns, as the training figure draws them
+LOSS_LINES = {"train_loss": ("train", PALETTE[0], "-"), "val_loss": ("validation", PALETTE[1], "-"),
+              "test_loss": ("test", PALETTE[2], "--")}
+
+
 def training(metrics, paths, dpi=150):
-    """Training and validation loss per epoch: a panel per variant, a line per seed."""
+    """Training, validation and test loss per epoch: a panel per variant, a line per seed."""
     variants = list(dict.fromkeys(metrics["variant"]))
     fig, axes = plt.subplots(1, len(variants), figsize=(4 * len(variants), 3.2),
                              sharey=True, squeeze=False)
     for ax, variant in zip(axes[0], variants):
         rows = metrics[metrics["variant"] == variant]
         runs = rows.groupby("seed")
-        finite = np.isfinite(rows[["train_loss", "val_loss"]]).all(axis=1)
+        finite = np.isfinite(rows[list(LOSS_LINES)]).all(axis=1)
         diverged = (~finite).groupby(rows["seed"]).any().sum()
-        for _, run in runs:
-            ax.plot(run["epoch"], run["train_loss"], color=PALETTE[0], lw=0.8, alpha=0.7)
-            ax.plot(run["epoch"], run["val_loss"], color=PALETTE[1], lw=0.8, alpha=0.7)
-        ax.plot([], [], color=PALETTE[0], label="train")
-        ax.plot([], [], color=PALETTE[1], label="validation")
+        for column, (label, color, style) in LOSS_LINES.items():
+            for _, run in runs:
+                ax.plot(run["epoch"], run[column], color=color, ls=style, lw=0.8, alpha=0.7)
+            ax.plot([], [], color=color, ls=style, label=label)
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(f"{variant} ({seed_count(rows['seed'].nunique() - diverged, diverged)})")
-    axes[0, 0].set_ylabel("reconstruction loss per pixel")
+    axes[0, 0].set_ylabel("loss (training.objective)")
     axes[0, 0].legend()
     save(fig, paths, dpi)
 

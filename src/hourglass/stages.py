@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # cli.py only dispatches; every stage checks its input files (checks.py).
 STAGE_CODE = {
     "data": ["data.py", "io.py"],
-    "train": ["train.py", "models.py", "data.py", "io.py"],
+    "train": ["train.py", "objectives.py", "models.py", "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
     "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],

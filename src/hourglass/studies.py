@@ -50,8 +50,12 @@ model:                   # every variant's model, unless the variant overrides a
   init: glorot_uniform   # or glorot_normal
 
 training:                # every variant's training, unless the variant overrides a key
-  loss: mse              # or bce
+  loss: mse              # or bce: the reconstruction term
+  objective:             # what training minimises
+    name: reconstruction # or denoising, which takes noise_std:
+    # noise_std: 0.3     # denoising: standard deviation of the Gaussian noise
   lr: 0.001              # Adam's learning rate
+  weight_decay: 0        # Adam's weight decay
   batch_size: 32         # images per step
   max_epochs: 200        # at most; early stopping usually ends sooner
   patience: 10           # stop after this many epochs without a lower validation loss

@@ -12,6 +12,7 @@ the last saved epoch and writes the same bytes an uninterrupted run would.
 
 import csv
 import hashlib
+import math
 import os
 import random
 import shutil
@@ -20,19 +21,28 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
 from hourglass.models import build_model
+from hourglass.objectives import Batch, objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
 
-LOSSES = {"mse": F.mse_loss, "bce": F.binary_cross_entropy}
 EVAL_BATCH = 1024
 RESUME_DIR = ".resume"
-METRICS = ["variant", "seed", "epoch", "train_loss", "val_loss", "seconds"]
+SPLITS = ("train", "val", "test")
+# What settings written without these keys (by hand, as in the tests) mean:
+# the training there was before objectives and weight decay were settings.
+DEFAULT_OBJECTIVE = {"name": "reconstruction"}
+DEFAULT_WEIGHT_DECAY = 0
+# Keys of the noise streams beside the order stream (the seed alone): the
+# training noise runs on through the run (resumed with the rest of its state);
+# the evaluation noise starts over from one fixed key at every evaluation, so
+# every epoch's and every seed's validation and test losses are of the same
+# corrupted images.
+TRAIN_NOISE, EVAL_NOISE = 1, 2
 
 
 def pick_device(requested, log):
@@ -109,12 +119,31 @@ def save_checkpoint(path, state_dict, settings, input_shape, seed, epoch, diverg
     }, path)
 
 
-def mean_loss(model, loss_fn, x):
-    """Mean loss of `model` over all of `x`, without gradients."""
+def noise_stream(*key):
+    """A CPU generator whose stream `key` fixes, unrelated to other keys' streams."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
+
+
+def add_terms(totals, terms, images):
+    """Add each term, a mean over `images` images, to its running sum over images."""
+    for name, value in terms.items():
+        totals[name] = totals.get(name, 0.0) + value.item() * images
+
+
+def evaluate(model, loss, x, y, step, recon):
+    """Each term of `loss` averaged over the images `x` (labels `y`), without
+    gradients, with the evaluation noise; `recon` is training.loss."""
     model.eval()
+    noise, totals = noise_stream(EVAL_NOISE), {}
     with torch.no_grad():
-        total = sum(loss_fn(model(b), b, reduction="sum").item() for b in x.split(EVAL_BATCH))
-    return total / x.numel()
+        for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH)):
+            batch = Batch(xb, yb, step, recon, noise)
+            add_terms(totals, loss.terms(model.layers(loss.inputs(batch)), batch), len(xb))
+    return {name: total / len(x) for name, total in totals.items()}
+
+
+def split_columns(split, terms):
+    return {f"{split}_{name}": value for name, value in terms.items()}
 
 
 # What saved progress must share with this run to be resumed, and what the log
@@ -148,12 +177,15 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
 
     Writes checkpoints/epoch{e}.pt for each e in `settings["checkpoints"]`
     (0 = untrained), checkpoints/final.pt (the weights with the lowest
-    validation loss) and metrics.csv (variant, seed, epoch, train_loss,
-    val_loss, seconds) under `out_dir`. Where training ends (early stopping or
-    max_epochs) before a checkpoint's epoch, that checkpoint holds the final
-    weights; its `epoch` says how many epochs they had. Trains on
-    `settings["training"]["device"]` ("cpu", the default, or "cuda"; see
-    pick_device).
+    validation loss) and metrics.csv under `out_dir`: per epoch, each term of
+    the objective (hourglass.objectives) on the training, validation and test
+    splits (train_loss, train_recon, val_loss, ..., test_recon), then seconds.
+    Epoch 0 evaluates the untrained model; from epoch 1 on, the training
+    columns average the batches as they were trained. Where training ends
+    (early stopping or max_epochs) before a checkpoint's epoch, that
+    checkpoint holds the final weights; its `epoch` says how many epochs they
+    had. Trains on `settings["training"]["device"]` ("cpu", the default, or
+    "cuda"; see pick_device).
 
     A loss or weights that stop being finite raise FloatingPointError, or with
     `on_divergence="exclude"` end the run as diverged: the checkpoints not yet
@@ -166,17 +198,27 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     work = out_dir / RESUME_DIR
     device = pick_device(training.get("device", "cpu"), log)
     log(f"training on {device}")
-    x_train, _ = load_split(data, "train")
-    x_val, _ = load_split(data, "val")
+    splits = {split: load_split(data, split) for split in SPLITS}
+    x_train, y_train = splits["train"]
     input_shape = tuple(x_train.shape[1:])
-    identity = {"settings": settings, "seed": seed, "data": fingerprint(x_train, x_val),
+    identity = {"settings": settings, "seed": seed,
+                "data": fingerprint(*(t for pair in splits.values() for t in pair)),
                 "code": code_hash("train"), "device": device.type, "format": FORMAT_VERSION}
-    x_train, x_val = x_train.to(device), x_val.to(device)
+    splits = {split: (x.to(device), y.to(device)) for split, (x, y) in splits.items()}
+    x_train, y_train = splits["train"]
     model = build_model(settings["model"], input_shape).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"],
+                                 weight_decay=training.get("weight_decay", DEFAULT_WEIGHT_DECAY))
     order = torch.Generator().manual_seed(seed)
-    loss_fn = LOSSES[training["loss"]]
+    noise = noise_stream(seed, TRAIN_NOISE)
+    loss = objective_loss(training.get("objective", DEFAULT_OBJECTIVE))
+    recon = training["loss"]
+    steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
     wanted = sorted(settings["checkpoints"])
+
+    def evaluated(splits_wanted, epoch):
+        return {column: value for split in splits_wanted for column, value in split_columns(
+            split, evaluate(model, loss, *splits[split], epoch * steps_per_epoch, recon)).items()}
 
     def checkpoint(name, state_dict, epoch, diverged=""):
         save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch,
@@ -185,16 +227,16 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     def save_progress():
         save({**progress, "identity": identity, "model": model.state_dict(),
               "optimizer": optimizer.state_dict(), "order": order.get_state(),
-              "rng": rng_states()}, work / "state.pt")
+              "noise": noise.get_state(), "rng": rng_states()}, work / "state.pt")
 
     progress = load_progress(work / "state.pt", identity, log)
     if progress is None:
         shutil.rmtree(work, ignore_errors=True)
-        val_loss = mean_loss(model, loss_fn, x_val)
-        progress = {"epoch": 0, "rows": [(0, mean_loss(model, loss_fn, x_train), val_loss, 0.0)],
-                    "best": val_loss, "best_epoch": 0, "best_model": clone(model.state_dict()),
-                    "waited": 0, "done": training["max_epochs"] == 0}
-        log(f"epoch 0: train {progress['rows'][0][1]:.5f}  val {val_loss:.5f}")
+        row = {"epoch": 0, **evaluated(SPLITS, 0), "seconds": 0.0}
+        progress = {"epoch": 0, "rows": [row], "best": row["val_loss"], "best_epoch": 0,
+                    "best_model": clone(model.state_dict()), "waited": 0,
+                    "done": training["max_epochs"] == 0}
+        log(f"epoch 0: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}")
         if 0 in wanted:
             checkpoint("epoch0", model.state_dict(), 0)
         save_progress()
@@ -202,45 +244,50 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
         model.load_state_dict(progress["model"])
         optimizer.load_state_dict(progress["optimizer"])
         order.set_state(progress["order"])
+        noise.set_state(progress["noise"])
         set_rng_states(progress["rng"])
 
     while not progress["done"]:
         epoch = progress["epoch"] + 1
         start = time.perf_counter()
         model.train()
-        total = 0.0
+        totals = {}
         batches = torch.randperm(len(x_train), generator=order).split(training["batch_size"])
         for step, idx in enumerate(batches, 1):
             bar(step, len(batches), f"epoch {epoch}/{training['max_epochs']}")
-            batch = x_train[idx.to(device)]
-            loss = loss_fn(model(batch), batch)
+            idx = idx.to(device)
+            batch = Batch(x_train[idx], y_train[idx], (epoch - 1) * steps_per_epoch + step - 1,
+                          recon, noise)
+            terms = loss.terms(model.layers(loss.inputs(batch)), batch)
             optimizer.zero_grad()
-            loss.backward()
+            terms["loss"].backward()
             optimizer.step()
-            total += loss.item() * batch.numel()
-        train_loss, val_loss = total / x_train.numel(), mean_loss(model, loss_fn, x_val)
-        seconds = time.perf_counter() - start
+            add_terms(totals, terms, len(idx))
+        row = {"epoch": epoch, **split_columns("train", {
+            name: total / len(x_train) for name, total in totals.items()}),
+            **evaluated(SPLITS[1:], epoch)}
+        row["seconds"] = time.perf_counter() - start
+        progress["rows"].append(row)
         try:
-            check_finite(model, train_loss, val_loss, settings, seed, epoch, progress["rows"])
+            check_finite(model, settings, seed, progress["rows"])
         except FloatingPointError as error:
             if on_divergence != "exclude":
                 raise
             # Not saved as progress: a resumed run diverges again, deterministically.
             log(f"{error}\nrecorded as diverged (training.on_divergence: exclude); this seed "
                 "is left out of the consistency statistics and the measures")
-            progress["rows"].append((epoch, train_loss, val_loss, seconds))
             progress["diverged"] = str(error)
             break
-        progress["rows"].append((epoch, train_loss, val_loss, seconds))
         progress["epoch"] = epoch
-        if val_loss < progress["best"]:
-            progress.update(best=val_loss, best_epoch=epoch, waited=0,
+        if row["val_loss"] < progress["best"]:
+            progress.update(best=row["val_loss"], best_epoch=epoch, waited=0,
                             best_model=clone(model.state_dict()))
         else:
             progress["waited"] += 1
+        seconds = row["seconds"]
         eta = seconds * (training["max_epochs"] - epoch)
-        log(f"epoch {epoch}: train {train_loss:.5f}  val {val_loss:.5f}  {seconds:.2f} s"
-            f"  (at most {eta:.0f} s to go)")
+        log(f"epoch {epoch}: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
+            f"{seconds:.2f} s  (at most {eta:.0f} s to go)")
         if progress["waited"] >= training["patience"]:
             log(f"early stop after epoch {epoch}: no improvement for {progress['waited']} epochs "
                 f"(best {progress['best']:.5f} at epoch {progress['best_epoch']})")
@@ -262,15 +309,21 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     return progress["rows"]
 
 
-def check_finite(model, train_loss, val_loss, settings, seed, epoch, rows):
-    """Stop a diverged run with an error that says which one and when."""
+def check_finite(model, settings, seed, rows):
+    """Stop a diverged run, whose last row of metrics `rows` holds a term that
+    is not finite or whose weights are not, with an error that says which run
+    and when."""
+    row, last = rows[-1], rows[-2]
     exploded = not all(torch.isfinite(p).all() for p in model.parameters())
-    if np.isfinite(train_loss) and np.isfinite(val_loss) and not exploded:
+    terms = {column: value for column, value in row.items() if column not in ("epoch", "seconds")}
+    if all(np.isfinite(value) for value in terms.values()) and not exploded:
         return
-    what = "weights are no longer finite" if exploded else f"loss is {train_loss} / {val_loss}"
+    what = ("weights are no longer finite" if exploded else
+            f"loss is {row['train_loss']} / {row['val_loss']}")
     raise FloatingPointError(
-        f"variant {settings['variant']!r} seed {seed} diverged at epoch {epoch} ({what}); last "
-        f"finite validation loss {rows[-1][2]:.5g} at epoch {rows[-1][0]}. Lower training.lr.")
+        f"variant {settings['variant']!r} seed {seed} diverged at epoch {row['epoch']} ({what}); "
+        f"last finite validation loss {last['val_loss']:.5g} at epoch {last['epoch']}. "
+        "Lower training.lr.")
 
 
 def publish(work, out_dir, names, variant, seed, rows):
@@ -281,12 +334,19 @@ def publish(work, out_dir, names, variant, seed, rows):
     for name in names:
         with atomic_path(out_dir / "checkpoints" / f"{name}.pt") as tmp:
             shutil.copyfile(work / f"{name}.pt", tmp)
+    columns = list(rows[0])
     with atomic_path(out_dir / "metrics.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(METRICS)
-        writer.writerows((variant, seed, e, f"{t:.8g}", f"{v:.8g}", f"{s:.3f}")
-                         for e, t, v, s in rows)
+        writer.writerow(["variant", "seed", *columns])
+        writer.writerows([variant, seed, *(format_metric(column, row[column]) for column in columns)]
+                         for row in rows)
     shutil.rmtree(work)
+
+
+def format_metric(column, value):
+    if column == "epoch":
+        return value
+    return f"{value:.3f}" if column == "seconds" else f"{value:.8g}"
 
 
 def load_checkpoint(path):
