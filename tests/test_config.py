@@ -23,6 +23,12 @@ def problems(override):
     return str(error.value)
 
 
+def test_the_strict_loader_is_a_safe_loader():
+    from hourglass.config import StrictLoader
+
+    assert issubclass(StrictLoader, yaml.SafeLoader)
+
+
 def test_tiny_config_passes():
     check_config(TINY, SCHEMA)
     check_measures(TINY["similarity"]["measures"])
