@@ -47,7 +47,8 @@ def to_json(value):
 
 # One data file per distinct data setting of the variants.
 DATA_SETTINGS = {
-    data_key(config["variants"][v]["data"]): config["variants"][v]["data"] for v in VARIANTS
+    data_key(config["variants"][v]["data"]): config["variants"][v]["data"]
+    for v in VARIANTS
 }
 
 
