@@ -84,7 +84,9 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "have at most 364 test images; set data.probe_size to at most 364"),
     ("data: {probe_size: null}", "data.probe_size: 1000 probe images asked for"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
-     "allowed here: dataset, classes, val_fraction, train_size, probe_size, split_seed"),
+     "allowed here: dataset, classes, val_fraction, train_size, probe_size, split_seed (overrides "
+     "of the study's data setting; where the data is read from (root, download) is the study's, "
+     "set under data)"),
     ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
      "procrustes compare every variant's layers on the same probe images, but the variants "
      "record different ones (latent4; latent8: their data settings differ in dataset, classes, "
