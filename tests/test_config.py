@@ -80,9 +80,10 @@ NO_MEASURES = "similarity: {measures: {}}\n"
     ("data: {classes: [1, 7], probe_size: 100}", "data.probe_size: 100 probe images asked for, "
      "but classes [1, 7] of 'digits' have at most 73 test images; set data.probe_size to at "
      "most 73 (null: all of them)"),
-    ("data: {probe_size: 500}", "data.probe_size: 500 probe images asked for, but its 'digits' "
-     "have at most 364 test images; set data.probe_size to at most 364"),
-    ("data: {probe_size: null}", "data.probe_size: 1000 probe images asked for"),
+    ("data: {probe_size: 500}", "data.probe_size: 500 probe images asked for, but 'digits' has "
+     "at most 364 test images; set data.probe_size to at most 364"),
+    ("data: {probe_size: null}", "data.probe_size: null asks for 1000 probe images (no classes "
+     "given), but 'digits' has at most 364"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
      "allowed here: dataset, classes, val_fraction, train_size, probe_size, split_seed (overrides "
      "of the study's data setting; where the data is read from (root, download) is the study's, "

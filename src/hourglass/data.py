@@ -229,9 +229,11 @@ def setting_problems(setting, where):
     available = sum(dataset.test_counts[c] for c in kept)
     probe_size = probe_size_of(setting)
     if probe_size is not None and probe_size > available:
-        of = "its" if classes is None else f"classes {list(classes)} of"
-        return [f"{where}.probe_size: {probe_size} probe images asked for, but {of} "
-                f"{setting['dataset']!r} have at most {available} test images; set "
+        asked = (f"{probe_size} probe images asked for" if setting.get("probe_size") is not None
+                 else f"null asks for {probe_size} probe images (no classes given)")
+        held = (f"{setting['dataset']!r} has" if classes is None
+                else f"classes {list(classes)} of {setting['dataset']!r} have")
+        return [f"{where}.probe_size: {asked}, but {held} at most {available} test images; set "
                 f"{where}.probe_size to at most {available}" + (
                     " (null: all of them)" if classes is not None else "")]
     return []
