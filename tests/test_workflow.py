@@ -230,22 +230,25 @@ def test_one_variants_data_setting_reruns_that_variant_only(study, tmp_path):
     assert jobs == expected
 
 
-def test_variants_with_other_classes_get_their_own_data_file(workflow_copy, tmp_path):
+def test_variants_with_other_classes_get_their_own_data_file(workflow_copy):
     """Two class pairs: two data files, each read by its variants' jobs; equal
     settings (written or by default) share one file and one data job."""
     root = workflow_copy("classes")
-    override = tmp_path / "classes.yaml"
-    override.write_text("similarity: {measures: {}}\nvariants:\n"
-                        "  latent4: {data: {classes: [1, 7]}}\n"
-                        "  latent8: {data: {classes: [1, 7]}, model: {latent: 8}}\n"
-                        "  pair49: {data: {classes: [4, 9], probe_size: null}}\n")
+    tiny = yaml.safe_load((root / "tiny.yaml").read_text())
+    # no measures: they compare variants on the same probe images (merged
+    # config files cannot take tiny.yaml's away, hence an edited copy)
+    tiny["similarity"]["measures"] = {}
+    tiny["variants"] = {"latent4": {"data": {"classes": [1, 7]}},
+                        "latent8": {"data": {"classes": [1, 7]}, "model": {"latent": 8}},
+                        "pair49": {"data": {"classes": [4, 9], "probe_size": None}}}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(tiny))
     one_seven = data_key({**TINY_DATA, "classes": [1, 7]})
     four_nine = data_key({**TINY_DATA, "classes": [4, 9], "probe_size": None})
-    jobs = planned_jobs(root, str(override))
+    jobs = planned_jobs(root)
     assert {wildcards for rule, wildcards in jobs if rule == "data"} == {
         f"data={one_seven}", f"data={four_nine}"}
     assert jobs[("data", f"data={one_seven}")] == 1
-    assert planned_data_files(root, str(override)) == {
+    assert planned_data_files(root) == {
         "latent4": {f"results/tiny/data/{one_seven}.h5"},
         "latent8": {f"results/tiny/data/{one_seven}.h5"},
         "pair49": {f"results/tiny/data/{four_nine}.h5"}}
