@@ -174,8 +174,8 @@ def test_dataset_file_of_an_older_format(study, capsys):
 
 def data_stage(root, out, dataset="digits", probe_size=10):
     return ["data", "--root", root, "--out", out, "--settings",
-            f'{{"dataset": "{dataset}", "val_fraction": 0.25, "train_size": null, '
-            f'"probe_size": {probe_size}, "split_seed": 0}}']
+            f'{{"dataset": "{dataset}", "classes": null, "val_fraction": 0.25, '
+            f'"train_size": null, "probe_size": {probe_size}, "split_seed": 0}}']
 
 
 def test_probe_larger_than_the_test_set(tmp_path, capsys):
@@ -347,8 +347,9 @@ def test_reconstructions_figure_from_a_file_without_output(study, capsys):
     bad = study / "latent8" / "seed0" / "activations" / "final.h5"
     with h5py.File(bad, "a") as f:
         del f["layers/output"]
-    fails(capsys, study, ["figure", "reconstructions", "--inputs", study / "data" / "digits.h5",
-                          acts(study, seeds=(0,), names=("final",))[0], bad,
+    data = study / "data" / "digits.h5"  # a data file and an activation file per variant
+    fails(capsys, study, ["figure", "reconstructions", "--inputs",
+                          data, acts(study, seeds=(0,), names=("final",))[0], data, bad,
                           "--out", study / "figures" / "reconstructions.png"],
           f"activations file {bad} has no layer 'output'")
 
@@ -516,6 +517,11 @@ BAD_CONFIGS = [
     ("model: {latent: 0}", "model.latent: 0 is less than the minimum of 1 (units in each"),
     ("seeds: [0]", "seeds: [0] is too short (at least 2, since consistency compares seeds)"),
     ("data: {probe_size: 5}", "data.probe_size: 5 is less than the minimum of 10"),
+    ("variants: {latent4: {data: {classes: [1, 10]}}}",
+     "variants.latent4.data.classes: 10 is not a class of 'digits'; its classes are 0 (0)"),
+    ("data: {classes: [2, 2]}", "data.classes: [2, 2] has non-unique elements"),
+    ("data: {classes: [1, 7], probe_size: 100}",
+     "data.probe_size: 100 probe images asked for, but classes [1, 7] of 'digits' have at most 73"),
     ("data: {dataset: imagenet}",
      "data.dataset: 'imagenet' is not known; choose one of: digits, fashion_mnist, mnist, cifar10"),
     ("model: {architecture: resnet}", "model.architecture: 'resnet' is not known; choose one of: fc, conv"),

@@ -264,8 +264,9 @@ def test_check_names_a_file_it_cannot_read_as_yaml(tmp_path, digits_file, capsys
 
 def schema_keys(node, prefix=""):
     """Every key the schema describes, dotted ("data.probe_size"), variants' insides left out."""
-    node = node.get("$ref") and SCHEMA_DOC["$defs"][node["$ref"].rsplit("/", 1)[1]] or node
-    for key, sub in node.get("properties", {}).items():
+    # a $ref's keys, and those the node adds beside it (data: root, download)
+    ref = SCHEMA_DOC["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else {}
+    for key, sub in {**ref.get("properties", {}), **node.get("properties", {})}.items():
         yield prefix + key
         if key not in ("variants", "measures"):
             yield from schema_keys(sub, f"{prefix}{key}.")

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import REPO
-from hourglass.config import ConfigError, check_config, check_measures, resolve_variants
+from hourglass.config import (ConfigError, check_config, check_measures, data_key,
+                              resolve_variants)
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
@@ -69,6 +70,56 @@ def test_a_value_of_the_wrong_type_or_range_is_named(override, message):
     assert message in problems(override)
 
 
+# tiny.yaml asks for two measures: variants must share their probe images
+NO_MEASURES = "similarity: {measures: {}}\n"
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data: {classes: [1, 12]}", "data.classes: 12 is not a class of 'digits'; its classes are "
+     "0 (0), 1 (1)"),
+    (NO_MEASURES + "variants: {latent4: {data: {dataset: fashion_mnist, classes: [10, 11]}}}",
+     "variants.latent4.data.classes: 10, 11 are not classes of 'fashion_mnist'; its classes are "
+     "0 (T-shirt/top), 1 (Trouser)"),
+    ("data: {classes: [3]}", "data.classes: [3] is too short (the labels to keep, at least two"),
+    ("data: {classes: [3, 3]}", "data.classes: [3, 3] has non-unique elements (the labels to "
+     "keep, at least two different ones"),
+    ("data: {classes: [1, 7], probe_size: 100}", "data.probe_size: 100 probe images asked for, "
+     "but classes [1, 7] of 'digits' have at most 73 test images; set data.probe_size to at "
+     "most 73 (null: all of them)"),
+    ("data: {probe_size: 500}", "data.probe_size: 500 probe images asked for, but 'digits' has "
+     "at most 364 test images; set data.probe_size to at most 364"),
+    ("data: {probe_size: null}", "data.probe_size: null asks for 1000 probe images (no classes "
+     "given), but 'digits' has at most 364"),
+    ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
+     "allowed here: dataset, classes, val_fraction, train_size, probe_size, split_seed (overrides "
+     "of the study's data setting; where the data is read from (root, download) is the study's, "
+     "set under data)"),
+    ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
+     "procrustes compare every variant's layers on the same probe images, but the variants "
+     "record different ones (latent4; latent8: their data settings differ in dataset, classes, "
+     "probe_size, split_seed)"),
+])
+def test_a_data_setting_the_dataset_cannot_meet_is_named(override, message):
+    assert message in problems(override)
+
+
+def test_a_data_file_is_named_by_its_whole_setting():
+    setting = {"dataset": "digits", "classes": [1, 7], "probe_size": None}
+    assert data_key(setting) == data_key(dict(reversed(setting.items())))
+    assert data_key(setting).startswith("digits-")
+    assert data_key({**setting, "classes": [7, 1]}) != data_key(setting)  # relabelled otherwise
+
+
+def test_data_settings_per_variant_pass():
+    """Classes the dataset has, and measures across variants that differ only in
+    what they train on (the probe images are the same)."""
+    check_config({
+        **TINY, "similarity": {}, "variants": {"a": {"data": {"classes": [1, 7]}},
+                             "b": {"data": {"classes": [0, 9, 4], "probe_size": 30}}}}, SCHEMA)
+    check_config({**TINY, "variants": {"a": {}, "b": {"data": {"train_size": 500,
+                                                              "val_fraction": 0.2}}}}, SCHEMA)
+
+
 def test_the_fewest_resamples_pass():
     check_config({**TINY, "similarity": {"bootstrap": 400, "ci": 0.95}}, SCHEMA)
     check_config({**TINY, "similarity": {"bootstrap": 100, "ci": 0.8}}, SCHEMA)
@@ -97,9 +148,14 @@ def test_every_measure_option_is_annotated_with_a_checked_type():
 
 def test_variants_resolve_to_their_full_settings_and_to_themselves():
     config = {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.001},
-              "variants": {"a": {"model": {"latent": 4}}, "b": {"training": {"lr": 0.1}}}}
+              "data": {"dataset": "digits", "classes": None, "root": "data", "download": False},
+              "variants": {"a": {"model": {"latent": 4}},
+                           "b": {"training": {"lr": 0.1}, "data": {"classes": [1, 7]}}}}
     resolved = resolve_variants(config, config["variants"])
+    # where the data is read from is the study's, not a variant's
     assert resolved == {
-        "a": {"model": {"widths": [64, 48], "latent": 4}, "training": {"lr": 0.001}},
-        "b": {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.1}}}
+        "a": {"model": {"widths": [64, 48], "latent": 4}, "training": {"lr": 0.001},
+              "data": {"dataset": "digits", "classes": None}},
+        "b": {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.1},
+              "data": {"dataset": "digits", "classes": [1, 7]}}}
     assert resolve_variants(config, resolved) == resolved

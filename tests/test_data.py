@@ -1,15 +1,17 @@
 """Dataset loaders, on tiny files placed where torchvision (or Debian) puts them."""
 
 import gzip
+import json
 import pickle
 import struct
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torchvision
 
-from hourglass.data import DatasetMissing, load_split, prepare
+from hourglass.data import DATASETS, DatasetMissing, load_split, prepare
 
 N_TRAIN, N_TEST = 40, 20  # 4 and 2 images per class
 
@@ -137,3 +139,67 @@ def test_probe_larger_than_the_test_set_is_refused(tmp_path):
 def test_unknown_dataset_lists_the_known_ones(tmp_path):
     with pytest.raises(ValueError, match="known: digits, fashion_mnist, mnist, cifar10"):
         prepare("imagenet", "unused", False, 0.1, None, 10, 0, tmp_path / "out.h5")
+
+
+def test_kept_classes_are_the_only_ones_in_every_split_and_all_test_images_are_probes(
+        digits_file, tmp_path):
+    out = tmp_path / "one_seven.h5"
+    prepare("digits", "unused", False, 0.1, None, None, 0, out, classes=[1, 7])
+    for split in ("train", "val", "test", "probe"):
+        assert set(load_split(out, split)[1].tolist()) == {0, 1}  # relabelled in their order
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["classes"]) == ["1", "7"]
+        assert json.loads(f.attrs["class_ids"]) == [1, 7]
+    # the same test images as the file of every class (same split_seed), and all are probes
+    x_all, y_all = load_split(digits_file, "test")
+    kept = np.isin(y_all.numpy(), [1, 7])
+    x_test, y_test = load_split(out, "test")
+    assert np.array_equal(x_test.numpy(), x_all.numpy()[kept])
+    assert np.array_equal(y_test.numpy(), (y_all.numpy()[kept] == 7).astype(int))
+    assert np.array_equal(load_split(out, "probe")[0], x_test)
+
+
+def test_probe_size_draws_a_stratified_subset_of_the_kept_classes(tmp_path):
+    out = tmp_path / "three.h5"
+    prepare("digits", "unused", False, 0.1, None, 30, 0, out, classes=[0, 9, 4])
+    _, y_probe = load_split(out, "probe")
+    assert np.bincount(y_probe.numpy()).tolist() == [10, 10, 10]
+    # 73 passes the start-up check (at most 73), but seed 0's split holds 72
+    with pytest.raises(ValueError, match=r"data.probe_size is 73 but only 72 test images of "
+                                         r"'digits' classes \[1, 7\] are available"):
+        prepare("digits", "unused", False, 0.1, None, 73, 0, tmp_path / "no.h5", classes=[1, 7])
+    assert not (tmp_path / "no.h5").exists()
+
+
+def test_a_class_the_dataset_lacks_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"data.classes is \[1, 10\]: it must list at least two "
+                                         r"different classes of 'digits', each one of 0 to 9"):
+        prepare("digits", "unused", False, 0.1, None, None, 0, tmp_path / "out.h5", classes=[1, 10])
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_the_registry_declares_what_the_digits_loader_gives():
+    """Classes and test images per class are checked at start-up without
+    loading: the declaration must hold for every split_seed's split."""
+    entry = DATASETS["digits"]
+    for split_seed in range(10):
+        source = entry.load("unused", False, split_seed)
+        assert tuple(source.classes) == entry.classes
+        assert (np.bincount(source.test_y) <= entry.test_counts).all()
+        assert len(source.test_y) <= sum(entry.test_counts)
+
+
+def test_the_registry_names_torchvisions_classes():
+    assert DATASETS["mnist"].classes == tuple(torchvision.datasets.MNIST.classes)
+    assert DATASETS["fashion_mnist"].classes == tuple(torchvision.datasets.FashionMNIST.classes)
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_the_registry_declares_what_debians_fashion_mnist_holds():
+    entry = DATASETS["fashion_mnist"]
+    source = entry.load(DEBIAN_FASHION, False, 0)
+    assert tuple(source.classes) == entry.classes
+    assert tuple(np.bincount(source.test_y)) == entry.test_counts

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 # The write cut short in each stage: for jobs with several outputs, one that
 # comes after others are already in place under their final names.
 STAGES = {
-    "data": r"data/digits\.h5$",
+    "data": r"data/digits-[0-9a-f]+\.h5$",
     "train": r"checkpoints/final\.pt$",  # after epoch0.pt and epoch1.pt are published
     "activations": r"activations/final\.h5$",  # after epoch0.h5 and epoch1.h5
     "consistency": r"similarity/[^/]+/mds\.csv$",  # after the variant's consistency.csv

@@ -101,3 +101,22 @@ def test_measure_figures(measure, figures):
     assert image.mask[UNDEFINED].all() and image.mask[:, UNDEFINED].all()  # blank, not 0
     assert not np.delete(np.delete(image.mask, UNDEFINED, 0), UNDEFINED, 1).any()
     assert "undefined" in ax.get_title()
+
+
+def test_reconstructions_of_variants_on_other_classes_get_a_panel_each(
+        digits_file, two_seeds, tmp_path, figures):
+    """Variants recorded on different data files (here all digits, and 1 and 7
+    only) show each their own probe images above their reconstructions."""
+    from hourglass.activations import record
+    from hourglass.data import prepare
+
+    pair = tmp_path / "pair.h5"
+    prepare("digits", "unused", False, 0.1, None, None, 0, pair, classes=[1, 7])
+    record(two_seeds / "seed0" / "checkpoints" / "final.pt", pair, tmp_path / "pair.final.h5")
+    plots.draw("reconstructions", [digits_file, two_seeds / "seed0" / "activations" / "final.h5",
+                                   pair, tmp_path / "pair.final.h5"], [], {})
+    axes = figures[0].axes
+    assert len(axes) == 4 * 10  # input and output rows of each file, a column per class
+    assert [ax.get_title() for ax in axes if ax.get_title()] == [str(c) for c in range(10)] + ["1", "7"]
+    assert [ax.get_ylabel() for ax in axes if ax.get_ylabel()] == ["input", "small"] * 2
+    assert sum(bool(ax.get_images()) for ax in axes) == 2 * 10 + 2 * 2

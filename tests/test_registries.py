@@ -15,7 +15,7 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").r
 
 
 def test_schema_lists_the_registered_datasets():
-    assert SCHEMA["properties"]["data"]["properties"]["dataset"]["enum"] == list(DATASETS)
+    assert SCHEMA["$defs"]["data"]["properties"]["dataset"]["enum"] == list(DATASETS)
 
 
 def test_schema_lists_the_registered_models_and_inits():

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from hourglass.config import data_key
 from hourglass.io import read_matrix
 
 pytestmark = pytest.mark.slow
@@ -23,6 +24,10 @@ FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tu
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
+# tiny.yaml's data setting in full, and the file it is prepared into
+TINY_DATA = {"dataset": "digits", "classes": None, "val_fraction": 0.1, "train_size": None,
+             "probe_size": 60, "split_seed": 0}
+TINY_DATA_FILE = f"results/tiny/data/{data_key(TINY_DATA)}.h5"
 
 
 def snakemake(workdir, *args, check=True):
@@ -47,6 +52,17 @@ def planned_jobs(workdir, *configfiles):
         elif rule and (m := re.match(r"\s+wildcards: (.*)", line)):
             jobs[-1] = (rule, m.group(1))
     return Counter(j for j in jobs if j[0] != "all")
+
+
+def planned_data_files(workdir, *configfiles):
+    """{variant: the data file its planned training job reads}, from a dry run."""
+    out = snakemake(workdir, "-n", "--configfile", "tiny.yaml", *configfiles).stdout
+    inputs = {}
+    for job in re.split(r"\n(?=\s*(?:local)?rule \w+:$)", out, flags=re.M):
+        if re.match(r"\s*rule train:", job):
+            variant = re.search(r"wildcards: variant=([^,]+),", job).group(1)
+            inputs.setdefault(variant, set()).add(re.search(r"input: (\S+)", job).group(1))
+    return inputs
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +165,11 @@ def test_jobs_run_with_the_interpreter_that_runs_snakemake(workflow_copy):
                            if Path(p).resolve() != venv_bin.resolve())
     result = subprocess.run(
         [str(venv_bin / "snakemake"), "--cores", "1", "--configfile", "tiny.yaml",
-         "--", "results/tiny/data/digits.h5"], cwd=root, capture_output=True, text=True,
+         "--", TINY_DATA_FILE], cwd=root, capture_output=True, text=True,
         env=dict(os.environ, PATH=path))
-    log = root / "results" / "tiny" / "logs" / "data.log"
+    log = root / "results" / "tiny" / "logs" / "data" / f"{data_key(TINY_DATA)}.log"
     assert result.returncode == 0, result.stderr + (log.read_text() if log.exists() else "")
-    assert (root / "results" / "tiny" / "data" / "digits.h5").exists()
+    assert (root / TINY_DATA_FILE).exists()
 
 
 def test_touching_the_code_runs_nothing(study):
@@ -194,6 +210,50 @@ def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path,
     for job in ALL_FIGURE_JOBS:
         expected[job] = 1
     assert jobs == expected
+
+
+def test_one_variants_data_setting_reruns_that_variant_only(study, tmp_path):
+    """A training-set size of its own: a data file of its own, and that variant's
+    jobs, the study-wide tables and the figures re-run; the other variant keeps
+    the file it has."""
+    override = tmp_path / "size.yaml"
+    override.write_text("variants: {latent8: {data: {train_size: 500}}}\n")
+    jobs = planned_jobs(study, str(override))
+    expected = Counter({("data", f"data={data_key({**TINY_DATA, 'train_size': 500})}"): 1,
+                        ("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1,
+                        CONFIG_JOB: 1})
+    for measure in MEASURES:
+        expected[("measure", f"measure={measure}")] = 1
+    for seed in (0, 1, 2):
+        expected[("train", f"variant=latent8, seed={seed}")] = 1
+        expected[("activations", f"variant=latent8, seed={seed}")] = 1
+    for job in ALL_FIGURE_JOBS:
+        expected[job] = 1
+    assert jobs == expected
+
+
+def test_variants_with_other_classes_get_their_own_data_file(workflow_copy):
+    """Two class pairs: two data files, each read by its variants' jobs; equal
+    settings (written or by default) share one file and one data job."""
+    root = workflow_copy("classes")
+    tiny = yaml.safe_load((root / "tiny.yaml").read_text())
+    # no measures: they compare variants on the same probe images (merged
+    # config files cannot take tiny.yaml's away, hence an edited copy)
+    tiny["similarity"]["measures"] = {}
+    tiny["variants"] = {"latent4": {"data": {"classes": [1, 7]}},
+                        "latent8": {"data": {"classes": [1, 7]}, "model": {"latent": 8}},
+                        "pair49": {"data": {"classes": [4, 9], "probe_size": None}}}
+    (root / "tiny.yaml").write_text(yaml.safe_dump(tiny))
+    one_seven = data_key({**TINY_DATA, "classes": [1, 7]})
+    four_nine = data_key({**TINY_DATA, "classes": [4, 9], "probe_size": None})
+    jobs = planned_jobs(root)
+    assert {wildcards for rule, wildcards in jobs if rule == "data"} == {
+        f"data={one_seven}", f"data={four_nine}"}
+    assert jobs[("data", f"data={one_seven}")] == 1
+    assert planned_data_files(root) == {
+        "latent4": {f"results/tiny/data/{one_seven}.h5"},
+        "latent8": {f"results/tiny/data/{one_seven}.h5"},
+        "pair49": {f"results/tiny/data/{four_nine}.h5"}}
 
 
 def edited(path):

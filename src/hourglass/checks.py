@@ -180,17 +180,25 @@ def _one_variant(described):
 
 def check_dataset(path, f):
     """Raise InputError unless the open dataset file `f` (at `path`) is in this
-    file format and holds every split with as many labels as images."""
+    file format and holds every split with as many labels as images, each a
+    label of one of its `classes` (0..k-1: those it keeps, relabelled)."""
     check_format(path, f.attrs, "dataset")
     problems = []
-    if "scale" not in f.attrs:
-        problems.append("it has no 'scale' attribute")
+    for attr in ("scale", "classes"):
+        if attr not in f.attrs:
+            problems.append(f"it has no {attr!r} attribute")
+    n_classes = len(json.loads(f.attrs["classes"])) if "classes" in f.attrs else None
     for split in DATASET_SPLITS:
         if split not in f or "x" not in f[split] or "y" not in f[split]:
             problems.append(f"it has no split {split!r} (images x and labels y)")
         elif len(f[split]["x"]) != len(f[split]["y"]):
             problems.append(f"split {split!r} has {len(f[split]['x'])} images but "
                             f"{len(f[split]['y'])} labels")
+        elif n_classes is not None:
+            y = f[split]["y"][()]
+            if len(y) and (y.min() < 0 or y.max() >= n_classes):
+                problems.append(f"split {split!r} holds labels from {y.min()} to {y.max()}, but "
+                                f"its {n_classes} classes are labelled 0 to {n_classes - 1}")
     if problems:
         raise InputError(f"dataset file {path}: {'; '.join(problems)}; {REWRITE}")
 

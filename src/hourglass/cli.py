@@ -17,7 +17,7 @@ def stage_data(args):
 
     s = args.settings
     prepare(s["dataset"], args.root, args.download == "True", s["val_fraction"], s["train_size"],
-            s["probe_size"], s["split_seed"], args.out)
+            s["probe_size"], s["split_seed"], args.out, classes=s["classes"])
 
 
 def stage_config(args):
@@ -134,7 +134,7 @@ Say what a file holds, for every kind of file the workflow writes:
                parameter shapes, version (read without running pickled code)
   similarity   similarity/{measure}.h5: the measure, its options, the number of
   matrix       representations, and the values of each label column
-  dataset      data/{dataset}.h5: splits, image shapes, classes, probe set
+  dataset      data/{dataset}-{hash}.h5: splits, image shapes, classes, probe set
 and a killed training run's {variant}/seed{s}/.resume/state.pt. The kind is
 read from the file's content, not its name; anything else is an error.""",
                 epilog="example: hourglass inspect results/digits_consistency/latent4/seed0/activations/final.h5")

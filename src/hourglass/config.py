@@ -1,5 +1,7 @@
 """Checking a study config against the schema, with messages that name the key."""
 
+import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -80,13 +82,32 @@ def merge(base, override):
     return out
 
 
+# Where the data is read from is the study's: moving it changes no data file.
+DATA_LOCATION = ("root", "download")
+
+
+def data_setting(data):
+    """A data section less where the data is read from: what a data file holds."""
+    return {k: v for k, v in data.items() if k not in DATA_LOCATION}
+
+
+def data_key(setting):
+    """A data setting's file name: its dataset and a hash of the setting's
+    canonical JSON, the same for equal settings (variants with equal settings
+    share one file) and for no others."""
+    digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{setting['dataset']}-{digest}"
+
+
 def resolve_variants(config, overrides):
-    """Each variant's model and training settings in full: the study's, with
-    the keys the variant's `overrides` (as written, before defaults were
+    """Each variant's model, training and data settings in full: the study's,
+    with the keys the variant's `overrides` (as written, before defaults were
     filled in) name replaced. Written back as the variants of the effective
     config, the same settings resolve to themselves."""
-    return {name: {part: {**config[part], **override.get(part, {})}
-                   for part in ("model", "training")}
+    study = {"model": config["model"], "training": config["training"],
+             "data": data_setting(config["data"])}
+    return {name: {part: {**settings, **override.get(part, {})}
+                   for part, settings in study.items()}
             for name, override in overrides.items()}
 
 
@@ -95,16 +116,19 @@ def load_schema(path):
         return yaml.safe_load(f)
 
 
-def describe_error(error):
-    """One line per problem: where in the config, what is wrong, what is allowed."""
+def describe_error(error, root):
+    """One line per problem: where in the config, what is wrong, what is allowed
+    (`root`: the whole schema, which `$ref`s point into)."""
     where = ".".join(str(p) for p in error.absolute_path)
     prefix = f"{where}: " if where else ""
     schema = error.schema
-    if error.validator == "additionalProperties":
-        allowed = list(schema.get("properties", {}))
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = allowed_keys(schema, root)
         unknown = [k for k in error.instance if k not in allowed]
         keys = ", ".join(f"{where + '.' if where else ''}{k}" for k in unknown)
-        return f"unknown key {keys}; allowed here: {', '.join(allowed)}"
+        hint = (f" ({schema['description'].strip()})"
+                if error.validator == "unevaluatedProperties" and "description" in schema else "")
+        return f"unknown key {keys}; allowed here: {', '.join(allowed)}{hint}"
     if error.validator == "enum":
         return f"{prefix}{error.instance!r} is not known; choose one of: " + ", ".join(
             map(str, schema["enum"]))
@@ -112,6 +136,18 @@ def describe_error(error):
         return f"{prefix}{error.instance!r} does not match: {schema['description'].strip()}"
     hint = f" ({schema['description'].strip()})" if "description" in schema else ""
     return f"{prefix}{error.message}{hint}"
+
+
+def allowed_keys(schema, root):
+    """The keys an object schema allows: its own properties and those of the
+    schema its local `$ref` (#/$defs/...) points to."""
+    keys = []
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        keys = allowed_keys(target, root)
+    return keys + [k for k in schema.get("properties", {}) if k not in keys]
 
 
 def check_measures(measures):
@@ -152,7 +188,8 @@ def check_config(config, schema_path):
     schema = load_schema(schema_path)
     errors = sorted(StrictValidator(schema).iter_errors(config),
                     key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [describe_error(e) for e in errors] or bootstrap_problems(config, schema)
+    problems = ([describe_error(e, schema) for e in errors]
+                or bootstrap_problems(config, schema) + data_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -176,6 +213,42 @@ def bootstrap_problems(config, schema):
     return [f"similarity.bootstrap: {resamples} resamples leave fewer than "
             f"{MIN_TAIL_RESAMPLES} beyond each end of a {ci:g} interval; use at least {needed} "
             f"(or a narrower similarity.ci)"]
+
+
+def data_settings(config, schema):
+    """{key in the config: data setting} of the study and of each variant, as
+    written (`config`) with the schema's defaults filled in."""
+    defaults = {k: v["default"] for k, v in schema["$defs"]["data"]["properties"].items()}
+    study = {**defaults, **data_setting(config.get("data", {}))}
+    return {"data": study, **{f"variants.{name}.data": {**study, **variant.get("data", {})}
+                              for name, variant in config["variants"].items()}}
+
+
+# What fixes a data file's probe images: neither train_size nor val_fraction does.
+PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed")
+
+
+def data_problems(config, schema):
+    """Data settings the dataset registry can tell are wrong (classes it lacks,
+    more probe images than test images), and similarity measures asked of
+    variants recorded on different probe images, which they cannot compare."""
+    from hourglass.data import setting_problems
+
+    settings = data_settings(config, schema)
+    problems = [p for where, setting in settings.items() for p in setting_problems(setting, where)]
+    probes = {}
+    for where, setting in list(settings.items())[1:]:
+        probes.setdefault(json.dumps([setting[k] for k in PROBE_KEYS]), []).append(
+            where.split(".")[1])
+    measures = config.get("similarity", {}).get("measures")
+    if measures and len(probes) > 1:
+        groups = "; ".join(", ".join(names) for names in probes.values())
+        problems.append(
+            f"similarity.measures: {', '.join(measures)} compare every variant's layers on the "
+            f"same probe images, but the variants record different ones ({groups}: their data "
+            f"settings differ in {', '.join(PROBE_KEYS)}); give them the same, or leave out "
+            "similarity.measures")
+    return problems
 
 
 def write_effective_config(config, path):

@@ -1,20 +1,23 @@
 """Dataset registry, loaders, splits and the fixed probe set.
 
-Every dataset becomes one HDF5 file with the groups train, val, test and
-probe, each holding `x` (uint8 images, stimuli x channels x height x width)
-and `y` (class labels). Pixels are stored as the source's integers and
-scaled to [0, 1] on reading with the file's `scale` attribute, which keeps
-the files small and the scaling exact.
+Every data setting becomes one HDF5 file with the groups train, val, test
+and probe, each holding `x` (uint8 images, stimuli x channels x height x
+width) and `y` (class labels). Pixels are stored as the source's integers
+and scaled to [0, 1] on reading with the file's `scale` attribute, which
+keeps the files small and the scaling exact. A setting that keeps some
+`classes` keeps only their images, in every split, labelled 0..k-1 in the
+order the setting lists them; the file's `classes` attribute names them and
+`class_ids` gives their labels in the dataset.
 """
 
 import gzip
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 from sklearn.model_selection import train_test_split
 
 from hourglass.io import atomic_path, open_h5, write_attrs
@@ -161,16 +164,96 @@ def _fashion_mnist(root, download, split_seed):
     return _fashion_torchvision(root, download, split_seed)
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset a config can name: its loader, and what the config is checked
+    against when the workflow starts, without loading it."""
+
+    load: Callable  # (root, download, split_seed) -> Source
+    classes: tuple  # the name of each label, in label order
+    # the test images of each class; where the test split is drawn (by
+    # split_seed), the most it can hold
+    test_counts: tuple
+
+
+DIGIT_NAMES = tuple(str(c) for c in range(10))
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck")
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot")
+
 DATASETS = {
-    "digits": _digits,
-    "fashion_mnist": _fashion_mnist,
-    "mnist": _torchvision(
+    # 20% of each class's images, rounded either way by the stratified split
+    "digits": Dataset(_digits, DIGIT_NAMES, (36, 37, 36, 37, 37, 37, 37, 36, 35, 36)),
+    "fashion_mnist": Dataset(_fashion_mnist, FASHION_NAMES, (1000,) * 10),
+    "mnist": Dataset(_torchvision(
         "mnist", "MNIST", "set data.download: true when online, or place the raw "
         "IDX files in <data.root>/MNIST/raw/"),
-    "cifar10": _torchvision(
+        ("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
+         "7 - seven", "8 - eight", "9 - nine"),
+        (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)),
+    "cifar10": Dataset(_torchvision(
         "cifar10", "CIFAR10", "set data.download: true when online, or unpack "
         "cifar-10-python.tar.gz into <data.root>/ (giving cifar-10-batches-py/)"),
+        CIFAR10_NAMES, (1000,) * 10),
 }
+
+# With `classes` kept, every test image of theirs is a probe; of all classes, this many.
+DEFAULT_PROBE_SIZE = 1000
+
+
+def probe_size_of(setting):
+    """The probe images a data setting asks for: its `probe_size`, or by default
+    every test image of the classes it keeps, or DEFAULT_PROBE_SIZE of all."""
+    if setting.get("probe_size") is not None:
+        return setting["probe_size"]
+    if setting.get("classes") is None:
+        return DEFAULT_PROBE_SIZE
+    return None  # all: known once the dataset is loaded
+
+
+def setting_problems(setting, where):
+    """What is wrong with a data setting (`where`: its key in the config, e.g.
+    variants.a.data) that the registry can tell without loading the dataset:
+    classes the dataset lacks, more probe images than its test images."""
+    dataset = DATASETS[setting["dataset"]]
+    names = dataset.classes
+    classes = setting.get("classes")
+    absent = [c for c in classes or [] if c >= len(names)]
+    if absent:
+        listed = ", ".join(f"{i} ({name})" for i, name in enumerate(names))
+        return [f"{where}.classes: {', '.join(map(str, absent))} "
+                f"{'is not a class' if len(absent) == 1 else 'are not classes'} of "
+                f"{setting['dataset']!r}; its classes are {listed}"]
+    kept = range(len(names)) if classes is None else classes
+    available = sum(dataset.test_counts[c] for c in kept)
+    probe_size = probe_size_of(setting)
+    if probe_size is not None and probe_size > available:
+        asked = (f"{probe_size} probe images asked for" if setting.get("probe_size") is not None
+                 else f"null asks for {probe_size} probe images (no classes given)")
+        held = (f"{setting['dataset']!r} has" if classes is None
+                else f"classes {list(classes)} of {setting['dataset']!r} have")
+        return [f"{where}.probe_size: {asked}, but {held} at most {available} test images; set "
+                f"{where}.probe_size to at most {available}" + (
+                    " (null: all of them)" if classes is not None else "")]
+    return []
+
+
+def keep_classes(name, src, classes):
+    """`src` with only the images of `classes`, relabelled 0..k-1 in their order."""
+    absent = [c for c in classes if not 0 <= c < len(src.classes)]
+    if absent or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f"data.classes is {list(classes)}: it must list at least two different "
+                         f"classes of {name!r}, each one of 0 to {len(src.classes) - 1}")
+    relabel = np.full(len(src.classes), -1)
+    relabel[list(classes)] = np.arange(len(classes))
+
+    def keep(x, y):
+        mask = relabel[y] >= 0
+        return x[mask], relabel[y[mask]]
+
+    return Source(*keep(src.train_x, src.train_y), *keep(src.test_x, src.test_y),
+                  scale=src.scale, classes=[src.classes[c] for c in classes], files=src.files)
 
 
 def stratified_subset(labels, size, seed, what, items="items"):
@@ -205,12 +288,17 @@ def check_source(name, src):
                 f"{y[outside[0]]} at position {outside[0]}. {fix}")
 
 
-def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out):
-    """Load dataset `name`, check it, split it, choose the probe set, and write `out`."""
+def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
+            classes=None):
+    """Load dataset `name`, check it, keep its `classes` (all if None), split it,
+    choose the probe set (probe_size None: see probe_size_of), and write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    src = DATASETS[name](root, download, split_seed)
+    src = DATASETS[name].load(root, download, split_seed)
     check_source(name, src)
+    class_ids = list(range(len(src.classes)))
+    if classes is not None:
+        src, class_ids = keep_classes(name, src, classes), list(classes)
     n_val = int(round(val_fraction * len(src.train_y)))
     idx_fit, idx_val = train_test_split(
         np.arange(len(src.train_y)), test_size=n_val, stratify=src.train_y, random_state=split_seed
@@ -220,8 +308,10 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         idx_fit = idx_fit[stratified_subset(src.train_y[idx_fit], train_size, split_seed, "data.train_size",
                                              "training images (after the validation split)")]
     idx_fit = np.sort(idx_fit)
-    idx_probe = stratified_subset(src.test_y, probe_size, split_seed, "data.probe_size",
-                                  f"test images of {name!r}")
+    setting = dict(classes=classes, probe_size=probe_size)
+    idx_probe = stratified_subset(src.test_y, probe_size_of(setting) or len(src.test_y),
+                                  split_seed, "data.probe_size", f"test images of {name!r}"
+                                  + ("" if classes is None else f" classes {list(classes)}"))
     splits = {
         "train": (src.train_x[idx_fit], src.train_y[idx_fit]),
         "val": (src.train_x[idx_val], src.train_y[idx_val]),
@@ -235,14 +325,17 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
                                  compression="gzip", shuffle=True)
             group.create_dataset("y", data=y.astype(np.int64))
         f["probe/test_index"] = idx_probe
-        write_attrs(f, dataset=name, scale=src.scale, classes=src.classes,
+        write_attrs(f, dataset=name, scale=src.scale, classes=src.classes, class_ids=class_ids,
                     image_shape=list(src.train_x.shape[1:]),
-                    settings=dict(val_fraction=val_fraction, train_size=train_size,
-                                  probe_size=probe_size, split_seed=split_seed))
+                    settings=dict(classes=classes, val_fraction=val_fraction,
+                                  train_size=train_size, probe_size=probe_size,
+                                  split_seed=split_seed))
 
 
 def load_split(path, split):
     """Images of one split as float32 in [0, 1] (N x C x H x W) and their labels."""
+    import torch
+
     from hourglass.checks import check_dataset
 
     with open_h5(path, "dataset") as f:

@@ -19,7 +19,7 @@ KINDS = {
     "checkpoint": "{variant}/seed{s}/checkpoints/{checkpoint}.pt: trained weights and their settings",
     "training progress": "{variant}/seed{s}/.resume/state.pt: where a killed training run resumes",
     "similarity matrix": "similarity/{measure}.h5: a measure between every pair of representations",
-    "dataset": "data/{dataset}.h5: train/val/test splits and the probe set",
+    "dataset": "data/{dataset}-{hash}.h5: train/val/test splits and the probe set",
 }
 
 
@@ -125,7 +125,7 @@ def _dataset(f, attrs):
             splits[split] = {"images": len(y), "shape": list(f[split]["x"].shape[1:]),
                              "per_class": [int(counts.min()), int(counts.max())]}
     return {"kind": "dataset", "dataset": attrs.get("dataset"), "classes": attrs.get("classes"),
-            "image_shape": attrs.get("image_shape"), "scale": attrs.get("scale"),
+            "class_ids": attrs.get("class_ids"), "image_shape": attrs.get("image_shape"), "scale": attrs.get("scale"),
             "settings": attrs.get("settings"), "splits": splits,
             "hourglass_version": attrs.get("hourglass_version")}
 
@@ -197,7 +197,7 @@ def format_description(d: dict) -> str:
             values = ", ".join(map(str, s["values"])) + (f", ... ({s['more']} more)" if s["more"] else "")
             lines.append(f"  {column:<{width}}  {s['distinct']:>4}: {values}")
     elif kind == "dataset":
-        lines += _fields(d, ["dataset", "classes", "image_shape", "scale", "settings",
+        lines += _fields(d, ["dataset", "classes", "class_ids", "image_shape", "scale", "settings",
                              "hourglass_version"])
         lines.append("splits (images, image shape, images per class min-max):")
         lines += [f"  {name:<5}  {s['images']:>6}  {' x '.join(map(str, s['shape']))}  "

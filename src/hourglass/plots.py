@@ -195,31 +195,37 @@ def training(metrics, paths, dpi=150):
     save(fig, paths, dpi)
 
 
-def reconstructions(inputs, labels, outputs, classes, paths, dpi=150, per_class=1):
-    """Probe images (top row) and each variant's reconstructions below them.
+def reconstructions(panels, paths, dpi=150, per_class=1):
+    """Probe images and each variant's reconstructions below them.
 
-    inputs: N x C x H x W in [0, 1]; outputs: {variant: N x C x H x W, or None
-    where the seed diverged}.
-    Shows the first `per_class` probe images of every class.
+    panels: one per data file, (inputs, labels, classes, outputs) with inputs
+    N x C x H x W in [0, 1] and outputs {variant: N x C x H x W, or None where
+    the seed diverged} of the variants recorded on it. Shows the first
+    `per_class` probe images of every class.
     """
-    picks = [i for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
-    rows = {"input": inputs, **outputs}
-    fig, axes = plt.subplots(len(rows), len(picks), squeeze=False,
-                             figsize=(0.9 * len(picks) + 1.2, 0.95 * len(rows)))
-    for ax_row, (name, images) in zip(axes, rows.items()):
-        for ax, i in zip(ax_row, picks):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.spines[:].set_visible(False)
-            if images is None:
-                continue
-            image = np.clip(np.moveaxis(images[i], 0, -1), 0, 1)
-            ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
-                      vmin=0, vmax=1)
-        label = name if images is not None else f"{name}\n(diverged)"
-        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center")
-    for ax, i in zip(axes[0], picks):
-        ax.set_title(classes[labels[i]], fontsize=7)
+    picks = [[i for c in np.unique(labels) for i in np.flatnonzero(labels == c)[:per_class]]
+             for _, labels, _, _ in panels]
+    n_rows = sum(1 + len(outputs) for *_, outputs in panels)
+    n_cols = max(map(len, picks))
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
+                             figsize=(0.9 * n_cols + 1.2, 0.95 * n_rows))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    row = iter(axes)
+    for (inputs, labels, classes, outputs), picked in zip(panels, picks):
+        for n, (name, images) in enumerate({"input": inputs, **outputs}.items()):
+            ax_row = next(row)
+            for ax, i in zip(ax_row, picked):
+                if n == 0:
+                    ax.set_title(classes[labels[i]], fontsize=7)
+                if images is not None:
+                    image = np.clip(np.moveaxis(images[i], 0, -1), 0, 1)
+                    ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                              vmin=0, vmax=1)
+            label = name if images is not None else f"{name}\n(diverged)"
+            ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center")
     save(fig, paths, dpi)
 
 
@@ -238,7 +244,26 @@ def draw(kind, inputs, paths, settings):
     elif kind == "training":
         training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
     elif kind == "reconstructions":
-        data, *activation_files = inputs
+        reconstructions(reconstruction_panels(inputs), paths, dpi,
+                        per_class=settings.get("per_class", 1))
+    elif kind.rsplit("_", 1)[-1] in MEASURE_FIGURES:
+        measure, view = kind.rsplit("_", 1)
+        matrix, labels = read_matrix(inputs[0])
+        MEASURE_FIGURES[view](matrix, labels, measure, paths, dpi)
+    else:
+        raise ValueError(f"unknown figure {kind!r}; known: overview, {', '.join(FIGURES)} and "
+                         f"<measure>_{{{','.join(MEASURE_FIGURES)}}}")
+
+
+def reconstruction_panels(inputs):
+    """`reconstructions`' panels from its inputs: a data file and an activation
+    file per variant, the variants that share a data file in one panel."""
+    files = {}
+    for data, path in zip(inputs[::2], inputs[1::2]):
+        files.setdefault(data, []).append(path)
+    panels = []
+    for data, activation_files in files.items():
+        # one data file's activations hold its probe images: check them together
         check_activation_files(activation_files, layers=["output"])
         x, y = load_split(data, "probe")
         with open_h5(data, "dataset") as f:
@@ -248,15 +273,8 @@ def draw(kind, inputs, paths, settings):
             attrs = describe(path)
             with open_h5(path, "activations") as f:
                 outputs[attrs["variant"]] = None if attrs["diverged"] else f["layers/output"][()]
-        reconstructions(x.numpy(), y.numpy(), outputs, classes, paths, dpi,
-                        per_class=settings.get("per_class", 1))
-    elif kind.rsplit("_", 1)[-1] in MEASURE_FIGURES:
-        measure, view = kind.rsplit("_", 1)
-        matrix, labels = read_matrix(inputs[0])
-        MEASURE_FIGURES[view](matrix, labels, measure, paths, dpi)
-    else:
-        raise ValueError(f"unknown figure {kind!r}; known: overview, {', '.join(FIGURES)} and "
-                         f"<measure>_{{{','.join(MEASURE_FIGURES)}}}")
+        panels.append((x.numpy(), y.numpy(), classes, outputs))
+    return panels
 
 
 FIGURES = {"consistency": consistency, "mds": mds, "training": training,

@@ -28,11 +28,13 @@ study: $study            # folder name under results/: letters, digits, _ . -
 
 data:
   dataset: digits        # digits (offline), fashion_mnist, mnist or cifar10
+  classes: null          # keep only these labels, e.g. [1, 7] (null = all)
   root: data             # folder of torchvision datasets (or Debian's Fashion-MNIST files)
   download: false        # let torchvision download a missing dataset (needs the network)
   val_fraction: 0.1      # of the training images, held out for early stopping
   train_size: null       # train on a class-stratified subset of this many images (null = all)
-  probe_size: 300        # test images every layer is recorded on (class-stratified)
+  probe_size: 300        # test images every layer is recorded on (class-stratified;
+                         # null = all of the kept classes, or 1000 of all classes)
   split_seed: 0          # fixes the splits and the probe set
 
 seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2
@@ -62,7 +64,8 @@ training:                # every variant's training, unless the variant override
   device: cpu            # or cuda: each training job asks for one GPU
   on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out
 
-# The settings compared: each variant overrides some model / training keys.
+# The settings compared: each variant overrides some model / training / data
+# keys (data: all but root and download; one data file per distinct setting).
 variants:
   latent4:
     model: {latent: 4}

@@ -1,6 +1,6 @@
 rule activations:
     input:
-        data=DATA_FILE,
+        data=lambda w: data_file(w.variant),
         checkpoints=rules.train.output.checkpoints,
     output:
         expand(

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
-from hourglass.config import check_config, check_measures, resolve_variants
+from hourglass.config import check_config, check_measures, data_key, resolve_variants
 from hourglass.io import remove_temporaries
 from hourglass.stages import code_hash
 
@@ -29,7 +29,6 @@ config["variants"] = resolve_variants(config, written_variants)
 check_measures(config["similarity"]["measures"])
 
 STUDY_DIR = f"results/{config['study']}"
-DATA_FILE = f"{STUDY_DIR}/data/{config['data']['dataset']}.h5"
 SEEDS = config["seeds"]
 VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
@@ -41,16 +40,29 @@ FIGURES = ["overview", "consistency", "mds", "training", "reconstructions"] + [
 ]
 
 
+def to_json(value):
+    """Params as canonical JSON: the same settings always give the same text."""
+    return json.dumps(value, sort_keys=True)
+
+
+# One data file per distinct data setting of the variants.
+DATA_SETTINGS = {
+    data_key(config["variants"][v]["data"]): config["variants"][v]["data"]
+    for v in VARIANTS
+}
+
+
+def data_file(variant):
+    """The data file `variant` trains and is recorded on."""
+    return f"{STUDY_DIR}/data/{data_key(config['variants'][variant]['data'])}.h5"
+
+
 wildcard_constraints:
     variant="|".join(map(re.escape, VARIANTS)),
     seed=r"\d+",
     figure="|".join(FIGURES),
     measure="|".join(MEASURES) or "(?!)",
-
-
-def to_json(value):
-    """Params as canonical JSON: the same settings always give the same text."""
-    return json.dumps(value, sort_keys=True)
+    data="|".join(map(re.escape, DATA_SETTINGS)),
 
 
 # The model keys each architecture ignores: editing them re-trains nothing.
@@ -129,11 +141,16 @@ def figure_inputs(w):
             variant=VARIANTS,
             seed=SEEDS,
         )
-    # reconstructions: the probe images and the first seed's final output layer
-    return [DATA_FILE] + expand(
-        f"{STUDY_DIR}/{{variant}}/seed{SEEDS[0]}/activations/final.h5",
-        variant=VARIANTS,
-    )
+    # reconstructions: per variant, its probe images and its first seed's
+    # final output layer
+    return [
+        path
+        for variant in VARIANTS
+        for path in (
+            data_file(variant),
+            f"{STUDY_DIR}/{variant}/seed{SEEDS[0]}/activations/final.h5",
+        )
+    ]
 
 
 # Where each figure goes in the report (snakemake --report): categories are

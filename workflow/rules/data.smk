@@ -6,9 +6,9 @@ localrules:
 
 rule data:
     output:
-        DATA_FILE,
+        f"{STUDY_DIR}/data/{{data}}.h5",
     log:
-        f"{STUDY_DIR}/logs/data.log",
+        f"{STUDY_DIR}/logs/data/{{data}}.log",
     conda:
         "../envs/hourglass.yaml"
     threads: 1
@@ -20,9 +20,7 @@ rule data:
         root=config["data"]["root"],
         download=str(config["data"]["download"]),
     params:
-        settings=to_json(
-            {k: v for k, v in config["data"].items() if k not in ("root", "download")}
-        ),
+        settings=lambda w: to_json(DATA_SETTINGS[w.data]),
         code=code_hash("data"),
     shell:
         "hourglass data --root {resources.root:q}"

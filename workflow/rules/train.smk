@@ -1,6 +1,6 @@
 rule train:
     input:
-        data=DATA_FILE,
+        data=lambda w: data_file(w.variant),
     output:
         checkpoints=expand(
             f"{STUDY_DIR}/{{variant}}/seed{{seed}}/checkpoints/{{checkpoint}}.pt",
