@@ -92,6 +92,10 @@ def variant_settings(variant):
     }
 
 
+# Threads of the consistency and all-pairs jobs, whatever --cores gives them.
+SIMILARITY_THREADS = 2
+
+
 def measure_settings(measure):
     """Everything the all-pairs job of `measure` depends on."""
     engine = ("dtype", "device", "max_memory_gb")

@@ -13,7 +13,10 @@ rule consistency:
         f"{STUDY_DIR}/logs/consistency/{{variant}}.log",
     conda:
         "../envs/hourglass.yaml"
-    threads: 2
+    # Snakemake gives a job fewer threads under --cores 1; it computes with
+    # SIMILARITY_THREADS all the same, since torch's sums depend on the
+    # thread count and the tables must not depend on how the run was split.
+    threads: SIMILARITY_THREADS
     resources:
         mem_mb=4000,
         runtime=60,
@@ -21,9 +24,10 @@ rule consistency:
         settings=to_json(
             {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")}
         ),
+        threads=SIMILARITY_THREADS,
         code=code_hash("similarity"),
     shell:
-        "hourglass consistency --activations {input} --threads {threads}"
+        "hourglass consistency --activations {input} --threads {params.threads}"
         " --out-consistency {output.consistency} --out-mds {output.mds}"
         " --settings {params.settings:q} > {log} 2>&1"
 
@@ -68,15 +72,19 @@ rule measure:
         f"{STUDY_DIR}/logs/measures/{{measure}}.log",
     conda:
         "../envs/hourglass.yaml"
-    threads: 2
+    # Snakemake gives a job fewer threads under --cores 1; it computes with
+    # SIMILARITY_THREADS all the same, since torch's sums depend on the
+    # thread count and the tables must not depend on how the run was split.
+    threads: SIMILARITY_THREADS
     resources:
         mem_mb=lambda w: int(1024 * (config["similarity"]["max_memory_gb"] or 8) + 2000),
         runtime=120,
         gpu=int(config["similarity"]["device"] == "cuda"),
     params:
         settings=lambda w: to_json(measure_settings(w.measure)),
+        threads=SIMILARITY_THREADS,
         code=code_hash("measures"),
     shell:
         "hourglass measure {wildcards.measure} --activations {input}"
-        " --threads {threads} --out-h5 {output.h5} --out-csv {output.csv}"
+        " --threads {params.threads} --out-h5 {output.h5} --out-csv {output.csv}"
         " --settings {params.settings:q} > {log} 2>&1"
