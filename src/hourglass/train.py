@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
-from hourglass.models import build_model
+from hourglass.models import MODELS, build_model
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
 
@@ -153,7 +153,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     max_epochs) before a checkpoint's epoch, that checkpoint holds the final
     weights; its `epoch` says how many epochs they had. Trains on
     `settings["training"]["device"]` ("cpu", the default, or "cuda"; see
-    pick_device).
+    pick_device). A model whose architecture is fitted in closed form (pca)
+    is not trained: see fitted().
 
     A loss or weights that stop being finite raise FloatingPointError, or with
     `on_divergence="exclude"` end the run as diverged: the checkpoints not yet
@@ -161,6 +162,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     metrics.csv ends with the non-finite epoch.
     """
     torch.set_num_threads(threads)
+    fit = MODELS[settings["model"]["architecture"]].fit
+    if fit is not None:  # weights in closed form (pca): nothing to train
+        return fitted(fit, data, settings, seed, Path(out_dir), log)
     seed_everything(seed)
     training, out_dir = settings["training"], Path(out_dir)
     work = out_dir / RESUME_DIR
@@ -260,6 +264,29 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
     return progress["rows"]
+
+
+def fitted(fit, data, settings, seed, out_dir, log):
+    """train() for a model whose weights come from the training images in
+    closed form (`fit`, e.g. PCA's SVD): every checkpoint holds the fitted
+    weights (0 epochs of training) and metrics.csv one row, epoch 0, with
+    the fitted model's losses. Deterministic, so the seed changes nothing."""
+    start = time.perf_counter()
+    x_train, _ = load_split(data, "train")
+    x_val, _ = load_split(data, "val")
+    input_shape = tuple(x_train.shape[1:])
+    model = build_model(settings["model"], input_shape)
+    fit(model, x_train)
+    loss_fn = LOSSES[settings["training"]["loss"]]
+    row = (0, mean_loss(model, loss_fn, x_train), mean_loss(model, loss_fn, x_val),
+           time.perf_counter() - start)
+    log(f"fitted {settings['model']['architecture']}: train {row[1]:.5f}  val {row[2]:.5f}")
+    work = out_dir / RESUME_DIR
+    names = [f"epoch{e}" for e in sorted(settings["checkpoints"])] + ["final"]
+    for name in names:
+        save_checkpoint(work / f"{name}.pt", model.state_dict(), settings, input_shape, seed, 0)
+    publish(work, out_dir, names, settings["variant"], seed, [row])
+    return [row]
 
 
 def check_finite(model, train_loss, val_loss, settings, seed, epoch, rows):
