@@ -80,14 +80,59 @@ def merge(base, override):
     return out
 
 
-def resolve_variants(config, overrides):
-    """Each variant's model and training settings in full: the study's, with
-    the keys the variant's `overrides` (as written, before defaults were
-    filled in) name replaced. Written back as the variants of the effective
-    config, the same settings resolve to themselves."""
-    return {name: {part: {**config[part], **override.get(part, {})}
-                   for part in ("model", "training")}
-            for name, override in overrides.items()}
+def model_keys(schema, architecture):
+    """The model keys `architecture` takes: the schema's branch for it."""
+    model = schema["$defs"]["model"]
+    keys = list(model["properties"])
+    for branch in model["allOf"]:
+        if branch["if"]["properties"]["architecture"]["const"] == architecture:
+            keys += list(branch["then"]["properties"])
+    return keys
+
+
+def architecture_of(model, schema):
+    """The architecture a model's settings (as written) name, or the default."""
+    default = schema["$defs"]["model"]["properties"]["architecture"]["default"]
+    return model.get("architecture", default)
+
+
+def resolve_variants(config, schema):
+    """Each variant's model and training settings as written in full: the
+    study's, with the keys the variant names replaced. A variant's model
+    keeps only those of the study's model keys that its architecture (its
+    own, else the study's) takes, so a variant that switches architecture
+    inherits no key of another. Run on a config as written (defaults are
+    filled in afterwards, per variant, by its architecture); written back as
+    the variants of the effective config, the same settings resolve to
+    themselves. Parts that are not mappings are left as written, for the
+    schema to name."""
+    def resolved(override):
+        if not isinstance(override, dict):
+            return override
+        out = dict(override)
+        model, training = config.get("model", {}), config.get("training", {})
+        if isinstance(out.get("model", {}), dict) and isinstance(model, dict):
+            own = out.get("model", {})
+            keys = model_keys(schema, architecture_of({**model, **own}, schema))
+            out["model"] = {**{k: v for k, v in model.items() if k in keys}, **own}
+        if isinstance(out.get("training", {}), dict) and isinstance(training, dict):
+            out["training"] = {**training, **out.get("training", {})}
+        return out
+
+    variants = config.get("variants")
+    if not isinstance(variants, dict):
+        return variants
+    return {name: resolved(override) for name, override in variants.items()}
+
+
+def inherited(error, config):
+    """Whether `error`, found in a variant's resolved model, is about a key the
+    variant did not write: the study's key, whose own error names it there."""
+    path = list(error.absolute_path)
+    if len(path) < 4 or path[0] != "variants" or path[2] != "model":
+        return False
+    written = config["variants"][path[1]].get("model", {})
+    return path[3] not in written
 
 
 def load_schema(path):
@@ -95,11 +140,23 @@ def load_schema(path):
         return yaml.safe_load(f)
 
 
-def describe_error(error):
-    """One line per problem: where in the config, what is wrong, what is allowed."""
+def describe_error(error, root):
+    """One line per problem: where in the config, what is wrong, what is
+    allowed (`root`: the whole schema); None where another error says it."""
     where = ".".join(str(p) for p in error.absolute_path)
     prefix = f"{where}: " if where else ""
     schema = error.schema
+    if error.validator == "unevaluatedProperties":  # a model key its architecture does not take
+        architecture = architecture_of(error.instance, root)
+        if architecture not in root["$defs"]["model"]["properties"]["architecture"]["enum"]:
+            return None  # the enum's error says so; no branch's keys to list
+        allowed = model_keys(root, architecture)
+        unknown = [k for k in error.instance if k not in allowed]
+        if not unknown:  # a key of the branch that failed it: its own error names it
+            return None
+        keys = ", ".join(f"{where}.{k}" for k in unknown)
+        return (f"unknown key {keys}; allowed here: {', '.join(allowed)} (the keys of "
+                f"architecture {architecture})")
     if error.validator == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
@@ -150,9 +207,11 @@ StrictValidator = validators.extend(
 def check_config(config, schema_path):
     """Raise ConfigError listing every problem of `config`, or return None."""
     schema = load_schema(schema_path)
-    errors = sorted(StrictValidator(schema).iter_errors(config),
+    resolved = {**config, "variants": resolve_variants(config, schema)}
+    errors = sorted(StrictValidator(schema).iter_errors(resolved),
                     key=lambda e: [str(p) for p in e.absolute_path])
-    problems = [describe_error(e) for e in errors] or bootstrap_problems(config, schema)
+    described = (describe_error(e, schema) for e in errors if not inherited(e, config))
+    problems = [p for p in described if p] or bootstrap_problems(config, schema)
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
