@@ -8,7 +8,7 @@ Stages run through their real entry point (`python -m hourglass <stage>`'s
 Every test case tries one bad input, except four controls
 (test_the_stages_run_on_good_input, test_a_diverged_seeds_files_pass_the_checks,
 test_every_torch_load_and_yaml_read_is_safe, test_a_target_inside_the_study_is_planned):
-65 bad inputs in all.
+71 bad inputs in all.
 """
 
 import gzip

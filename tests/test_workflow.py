@@ -194,22 +194,27 @@ def test_where_the_data_comes_from_reruns_only_the_config_record(study, tmp_path
     assert planned_jobs(study, str(override)) == Counter({CONFIG_JOB: 1})
 
 
+def variant_rerun(variant):
+    """The jobs an edit of one variant's settings re-runs: its seeds' training and
+    activations, its consistency, and the study-wide tables, measures and figures."""
+    jobs = Counter({("consistency", f"variant={variant}"): 1, ("gather_similarity", ""): 1,
+                    CONFIG_JOB: 1})
+    for measure in MEASURES:
+        jobs[("measure", f"measure={measure}")] = 1
+    for seed in (0, 1, 2):
+        jobs[("train", f"variant={variant}, seed={seed}")] = 1
+        jobs[("activations", f"variant={variant}, seed={seed}")] = 1
+    for job in ALL_FIGURE_JOBS:
+        jobs[job] = 1
+    return jobs
+
+
 @pytest.mark.parametrize("setting", [
     "lr: 0.003", "weight_decay: 0.0001", "objective: {name: denoising, noise_std: 0.3}"])
 def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path, setting):
     override = tmp_path / "training.yaml"
     override.write_text(f"variants: {{latent8: {{training: {{{setting}}}}}}}\n")
-    jobs = planned_jobs(study, str(override))
-    expected = Counter({("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1,
-                        CONFIG_JOB: 1})
-    for measure in MEASURES:
-        expected[("measure", f"measure={measure}")] = 1
-    for seed in (0, 1, 2):
-        expected[("train", f"variant=latent8, seed={seed}")] = 1
-        expected[("activations", f"variant=latent8, seed={seed}")] = 1
-    for job in ALL_FIGURE_JOBS:
-        expected[job] = 1
-    assert jobs == expected
+    assert planned_jobs(study, str(override)) == variant_rerun("latent8")
 
 
 def test_one_variants_data_setting_reruns_that_variant_only(study, tmp_path):
@@ -218,18 +223,9 @@ def test_one_variants_data_setting_reruns_that_variant_only(study, tmp_path):
     the file it has."""
     override = tmp_path / "size.yaml"
     override.write_text("variants: {latent8: {data: {train_size: 500}}}\n")
-    jobs = planned_jobs(study, str(override))
-    expected = Counter({("data", f"data={data_key({**TINY_DATA, 'train_size': 500})}"): 1,
-                        ("consistency", "variant=latent8"): 1, ("gather_similarity", ""): 1,
-                        CONFIG_JOB: 1})
-    for measure in MEASURES:
-        expected[("measure", f"measure={measure}")] = 1
-    for seed in (0, 1, 2):
-        expected[("train", f"variant=latent8, seed={seed}")] = 1
-        expected[("activations", f"variant=latent8, seed={seed}")] = 1
-    for job in ALL_FIGURE_JOBS:
-        expected[job] = 1
-    assert jobs == expected
+    expected = variant_rerun("latent8")
+    expected[("data", f"data={data_key({**TINY_DATA, 'train_size': 500})}")] = 1
+    assert planned_jobs(study, str(override)) == expected
 
 
 def test_variants_with_other_classes_get_their_own_data_file(workflow_copy):
