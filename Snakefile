@@ -29,7 +29,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/activations.smk"
-include: "workflow/rules/similarity.smk"
+include: "workflow/rules/analyses.smk"
+include: "workflow/rules/measures.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
@@ -52,8 +53,11 @@ rule all:
     input:
         expand(rules.train.output, variant=VARIANTS, seed=SEEDS),
         expand(rules.activations.output, variant=VARIANTS, seed=SEEDS),
-        f"{STUDY_DIR}/similarity/consistency.csv",
-        f"{STUDY_DIR}/similarity/mds.csv",
+        [
+            f"{STUDY_DIR}/{ANALYSES[name].folder}/{table}.csv"
+            for name in ANALYSES_ENABLED
+            for table in ANALYSES[name].tables
+        ],
         expand(f"{STUDY_DIR}/similarity/{{measure}}.csv", measure=MEASURES),
         f"{STUDY_DIR}/config.yaml",
         expand(

@@ -96,8 +96,8 @@ def acts(study, variant="latent4", seeds=(0, 1), names=("epoch0", "final")):
 
 def consistency(study, files):
     out = study / "similarity" / "latent4"
-    return ["consistency", "--activations", *files, "--out-consistency", out / "consistency.csv",
-            "--out-mds", out / "mds.csv", "--settings", '{"bootstrap": 10, "ci": 0.9, "seed": 0}']
+    return ["analysis", "consistency", "--activations", *files, "--out", out / "consistency.csv",
+            out / "mds.csv", "--settings", '{"bootstrap": 10, "ci": 0.9, "seed": 0}']
 
 
 def measure(study, files):

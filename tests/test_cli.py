@@ -72,7 +72,7 @@ def test_help_separates_user_commands_from_workflow_stages():
     users, stages = result.stdout.split("\ncommands:\n")[1].split("\nworkflow stages")
     for name in USER_COMMANDS:
         assert re.search(rf"^  {name} +\w", users, re.M)
-    for name in ("config", "data", "train", "activations", "consistency", "measure", "gather",
+    for name in ("config", "data", "train", "activations", "analysis", "measure", "gather",
                  "figure"):
         assert re.search(rf"^  {name} +\w", stages, re.M)
     assert re.findall(r"^  (\S+)", users, re.M) == list(USER_COMMANDS)

@@ -150,7 +150,7 @@ def test_one_submission_per_seed_and_a_gpu_only_for_cuda_training(runs):
     by_comment = {}
     for job in runs["jobs"].values():
         by_comment.setdefault(job.get("Comment", ""), []).append(job)
-    # data and gather_similarity run on the submit host; train + activations
+    # data and gather_consistency run on the submit host; train + activations
     # of a seed share one job (6 seeds, and the cancelled one again)
     groups = by_comment.pop("rule_seed_run_activations_train")
     assert len(groups) == 7

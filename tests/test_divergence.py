@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hourglass.io import read_matrix
-from test_workflow import ALL_FIGURE_JOBS, MEASURES, planned_jobs, snakemake
+from test_workflow import ALL_FIGURE_JOBS, GATHER_CONSISTENCY, MEASURES, planned_jobs, snakemake
 
 pytestmark = pytest.mark.slow
 # Under tiny.yaml's settings this learning rate sends seed 1 of latent4 (and
@@ -32,7 +32,7 @@ def test_diverged_seed_fails_or_is_excluded(workflow_copy):
     configs = ("diverging.yaml", "exclude.yaml")
     expected = Counter({("train", "variant=latent4, seed=1"): 1,
                         ("activations", "variant=latent4, seed=1"): 1,
-                        ("consistency", "variant=latent4"): 1, ("gather_similarity", ""): 1,
+                        ("consistency", "variant=latent4"): 1, **GATHER_CONSISTENCY,
                         ("study_config", ""): 1})
     expected.update({("measure", f"measure={m}"): 1 for m in MEASURES})
     # every figure but the reconstructions, which show seed 0 only

@@ -26,7 +26,7 @@ STAGES = {
     "train": r"checkpoints/final\.pt$",  # after epoch0.pt and epoch1.pt are published
     "activations": r"activations/final\.h5$",  # after epoch0.h5 and epoch1.h5
     "consistency": r"similarity/[^/]+/mds\.csv$",  # after the variant's consistency.csv
-    "gather": r"similarity/mds\.csv$",  # after the gathered consistency.csv
+    "gather": r"similarity/mds\.csv$",  # the gathered MDS table
     "measure": rf"similarity/{killing.MEASURE}\.csv$",  # after {measure}.h5
     "figure": r"figures/[^/]+\.png$",
 }

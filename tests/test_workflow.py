@@ -22,6 +22,8 @@ MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
 FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
+# The consistency analysis's tables, each gathered over the variants by a job.
+GATHER_CONSISTENCY = {("gather_consistency", f"table={t}"): 1 for t in ("consistency", "mds")}
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
 # tiny.yaml's data setting in full, and the file it is prepared into
@@ -197,7 +199,7 @@ def test_where_the_data_comes_from_reruns_only_the_config_record(study, tmp_path
 def variant_rerun(variant):
     """The jobs an edit of one variant's settings re-runs: its seeds' training and
     activations, its consistency, and the study-wide tables, measures and figures."""
-    jobs = Counter({("consistency", f"variant={variant}"): 1, ("gather_similarity", ""): 1,
+    jobs = Counter({("consistency", f"variant={variant}"): 1, **GATHER_CONSISTENCY,
                     CONFIG_JOB: 1})
     for measure in MEASURES:
         jobs[("measure", f"measure={measure}")] = 1
@@ -266,7 +268,7 @@ def edited(path):
         ("figure", f"figure={m}_{view}") for m in MEASURES for view in ("layers", "seeds", "epochs")}
         | {("figure", "figure=overview")}),
     ("analyses/consistency.py", {("consistency", "variant=latent4"),
-                                 ("consistency", "variant=latent8"), ("gather_similarity", ""),
+                                 ("consistency", "variant=latent8"), *GATHER_CONSISTENCY,
                                  ("figure", "figure=consistency"), ("figure", "figure=mds"),
                                  ("figure", "figure=overview")}),
 ])

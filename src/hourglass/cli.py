@@ -42,10 +42,16 @@ def stage_activations(args):
         record(checkpoint, args.data, out, threads=args.threads)
 
 
-def stage_consistency(args):
-    from hourglass.analyses.consistency import run
+def stage_analysis(args):
+    from hourglass.analyses.registry import ANALYSES, run_analysis
 
-    run(args.activations, args.settings, args.out_consistency, args.out_mds, args.threads)
+    analysis = ANALYSES[args.name]
+    if len(args.out) != len(analysis.tables):
+        raise ValueError(f"analysis {args.name!r} writes the tables {', '.join(analysis.tables)}: "
+                         f"give one --out path for each, in that order (got {len(args.out)})")
+    data = args.data[0] if args.data else None
+    run_analysis(args.name, args.activations, data, args.settings,
+                 dict(zip(analysis.tables, args.out)), args.threads)
 
 
 def stage_measure(args):
@@ -219,10 +225,13 @@ def add_stage_commands(sub):
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--checkpoints", nargs="+", required=True, type=Path)
     s.add_argument("--out", nargs="+", required=True, type=Path)
-    s = stage("consistency", stage_consistency, "RC per layer and MDS for one variant")
+    s = stage("analysis", stage_analysis, "one analysis of one variant (hourglass.analyses.registry)")
+    s.add_argument("name", choices=analysis_names())
     s.add_argument("--activations", nargs="+", required=True, type=Path)
-    s.add_argument("--out-consistency", required=True, type=Path)
-    s.add_argument("--out-mds", required=True, type=Path)
+    s.add_argument("--data", nargs="*", default=[], type=Path,
+                   help="the variant's data file, for analyses that read it")
+    s.add_argument("--out", nargs="+", required=True, type=Path,
+                   help="one CSV per table of the analysis, in its order")
     s = stage("measure", stage_measure, "one similarity measure between all representations")
     s.add_argument("measure")
     s.add_argument("--activations", nargs="+", required=True, type=Path)
@@ -235,6 +244,12 @@ def add_stage_commands(sub):
     s.add_argument("kind")
     s.add_argument("--inputs", nargs="+", required=True, type=Path)
     s.add_argument("--out", nargs="+", required=True, type=Path)
+
+
+def analysis_names():
+    from hourglass.analyses.registry import ANALYSES
+
+    return list(ANALYSES)
 
 
 def parser():

@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hourglass.activations import describe, layer_region  # noqa: E402
+from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
 from hourglass.io import atomic_path, open_h5, read_json_attr, read_matrix, read_table  # noqa: E402
@@ -239,8 +240,9 @@ def draw(kind, inputs, paths, settings):
             matrix, labels = read_matrix(measure_file[0])
             measure = (Path(measure_file[0]).stem, matrix, labels)
         overview(read_table(table), measure, paths, dpi)
-    elif kind in ("consistency", "mds"):
-        FIGURES[kind](read_table(inputs[0]), paths, dpi)
+    elif kind in ANALYSIS_FIGURES:
+        options = {k: v for k, v in settings.items() if k != "dpi"}
+        globals()[ANALYSIS_FIGURES[kind].draw](*map(read_table, inputs), paths, dpi, **options)
     elif kind == "training":
         training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
     elif kind == "reconstructions":
@@ -251,7 +253,8 @@ def draw(kind, inputs, paths, settings):
         matrix, labels = read_matrix(inputs[0])
         MEASURE_FIGURES[view](matrix, labels, measure, paths, dpi)
     else:
-        raise ValueError(f"unknown figure {kind!r}; known: overview, {', '.join(FIGURES)} and "
+        known = ["overview", "training", "reconstructions", *ANALYSIS_FIGURES]
+        raise ValueError(f"unknown figure {kind!r}; known: {', '.join(known)} and "
                          f"<measure>_{{{','.join(MEASURE_FIGURES)}}}")
 
 
@@ -277,8 +280,10 @@ def reconstruction_panels(inputs):
     return panels
 
 
-FIGURES = {"consistency": consistency, "mds": mds, "training": training,
-           "reconstructions": reconstructions}
+# The analyses' figures by name (hourglass.analyses.registry): `draw` names
+# the function here that draws each from the analysis's tables.
+ANALYSIS_FIGURES = {name: figure for analysis in ANALYSES.values()
+                    for name, figure in analysis.figures.items()}
 
 
 def measure_layers(matrix, labels, measure, paths, dpi=150):

@@ -9,6 +9,8 @@ resumes only on the very code that started it.
 import hashlib
 from pathlib import Path
 
+from hourglass.analyses.registry import ANALYSES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 # cli.py only dispatches; every stage checks its input files (checks.py).
@@ -16,10 +18,10 @@ STAGE_CODE = {
     "data": ["data.py", "io.py"],
     "train": ["train.py", "objectives.py", "models.py", "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
-    "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
-    "figures": ["plots.py", "activations.py", "data.py", "io.py"],
+    "figures": ["plots.py", "analyses/registry.py", "activations.py", "data.py", "io.py"],
     "config": ["config.py"],
+    **{name: list(analysis.modules) for name, analysis in ANALYSES.items()},
 }
 STAGE_CODE = {stage: [*modules, "checks.py"] for stage, modules in STAGE_CODE.items()}
 

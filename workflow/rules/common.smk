@@ -11,6 +11,7 @@ from snakemake.utils import validate
 
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
+from hourglass.analyses.registry import ANALYSES
 from hourglass.config import check_config, check_measures, data_key, resolve_variants
 from hourglass.io import remove_temporaries
 from hourglass.stages import code_hash
@@ -33,11 +34,18 @@ SEEDS = config["seeds"]
 VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
 MEASURES = list(config["similarity"]["measures"])
-FIGURES = ["overview", "consistency", "mds", "training", "reconstructions"] + [
-    f"{measure}_{view}"
-    for measure in MEASURES
-    for view in ("layers", "seeds", "epochs")
-]
+ANALYSES_ENABLED = list(config["analyses"])
+# Each figure of an enabled analysis, by name, with the analysis it draws.
+ANALYSIS_FIGURES = {
+    figure: name for name in ANALYSES_ENABLED for figure in ANALYSES[name].figures
+}
+MEASURE_VIEWS = ("layers", "seeds", "epochs")
+# The overview needs RC per layer: it comes with the consistency analysis.
+FIGURES = (
+    ["overview"] * ("consistency" in ANALYSES_ENABLED)
+    + ["training", "reconstructions", *ANALYSIS_FIGURES]
+    + [f"{measure}_{view}" for measure in MEASURES for view in MEASURE_VIEWS]
+)
 
 
 def to_json(value):
@@ -135,8 +143,12 @@ def figure_inputs(w):
         return [f"{STUDY_DIR}/similarity/consistency.csv"] + [
             f"{STUDY_DIR}/similarity/{measure}.h5" for measure in MEASURES[:1]
         ]
-    if w.figure in ("consistency", "mds"):
-        return f"{STUDY_DIR}/similarity/{w.figure}.csv"
+    if w.figure in ANALYSIS_FIGURES:
+        analysis = ANALYSES[ANALYSIS_FIGURES[w.figure]]
+        return [
+            f"{STUDY_DIR}/{analysis.folder}/{table}.csv"
+            for table in analysis.figures[w.figure].tables
+        ]
     if w.figure.rsplit("_", 1)[0] in MEASURES:
         return f"{STUDY_DIR}/similarity/{w.figure.rsplit('_', 1)[0]}.h5"
     if w.figure == "training":
@@ -164,8 +176,8 @@ def figure_category(w):
         return "1. Overview"
     if w.figure in ("training", "reconstructions"):
         return "2. Data and training"
-    if w.figure in ("consistency", "mds"):
-        return "3. Consistency"
+    if w.figure in ANALYSIS_FIGURES:
+        return ANALYSES[ANALYSIS_FIGURES[w.figure]].figures[w.figure].category
     return "4. Similarity measures"
 
 
@@ -176,8 +188,10 @@ def figure_subcategory(w):
 
 FIGURE_TITLES = {
     "overview": "the headline: RC per layer",
-    "consistency": "RC per layer and checkpoint",
-    "mds": "MDS of layers × seeds",
+    **{
+        figure: ANALYSES[name].figures[figure].title
+        for figure, name in ANALYSIS_FIGURES.items()
+    },
     "training": "loss per epoch",
     "reconstructions": "probe images, reconstructed",
     "layers": "layer × layer",
@@ -193,12 +207,21 @@ def figure_labels(w):
     }
 
 
+# The folders the study's tables go to: its analyses' and the measures'.
+TABLE_FOLDERS = list(
+    dict.fromkeys(
+        [ANALYSES[name].folder for name in ANALYSES_ENABLED]
+        + ["similarity"] * bool(MEASURES)
+    )
+)
+
+
 def summary():
     """Where a finished run's results are, for the end of Snakemake's output."""
     return "\n".join(
         [
             f"hourglass: study {config['study']!r} is complete.",
-            f"  tables   {STUDY_DIR}/similarity/ (consistency.csv, mds.csv, one per measure)",
+            "  tables   " + ", ".join(f"{STUDY_DIR}/{f}/" for f in TABLE_FOLDERS),
             f"  figures  {STUDY_DIR}/figures/",
             f"  logs     {STUDY_DIR}/logs/",
             f"  report   snakemake --report {STUDY_DIR}/report.html (with the same "

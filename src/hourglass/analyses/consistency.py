@@ -230,10 +230,12 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
     return consistency, mds
 
 
-def run(files, settings, out_consistency, out_mds, threads=1):
-    """The pipeline's consistency stage for one variant: tables to CSV."""
-    check_activation_files(files, one_variant=True)  # all of them, before any compute
+def run(activations, data, settings, out, threads=1):
+    """The consistency analysis of one variant (its activation files; it reads
+    no data file): tables `consistency` and `mds` to the CSV paths `out` names."""
+    check_activation_files(activations, one_variant=True)  # all of them, before any compute
     torch.set_num_threads(threads)
-    rows, mds = variant_consistency(files, settings["bootstrap"], settings["ci"], settings["seed"])
-    write_table(rows, out_consistency)
-    write_table(mds, out_mds)
+    rows, mds = variant_consistency(activations, settings["bootstrap"], settings["ci"],
+                                    settings["seed"])
+    write_table(rows, out["consistency"])
+    write_table(mds, out["mds"])

@@ -1,0 +1,73 @@
+"""The analyses a study may enable under `analyses:`, by name.
+
+An analysis is a function of the files of one variant (every seed's
+activations at every checkpoint, and the variant's data file) returning
+tables; the workflow runs it once per variant, gathers each table over the
+variants into results/{study}/{folder}/{table}.csv, and draws its figures
+from the gathered tables. Everything the workflow needs to know of an
+analysis is here: a new one is an entry, its module, a caption section in
+workflow/report/figure.rst and its options in the schema. This module
+imports nothing heavy: the Snakefile reads it at start-up.
+"""
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Figure:
+    """title: the figure's label in the report; category: the report's section;
+    tables: the analysis's tables it is drawn from; draw: the function of
+    hourglass.plots that draws it, as (tables, paths, dpi, **settings)."""
+
+    title: str
+    category: str
+    tables: tuple[str, ...]
+    draw: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """description: one line for people; folder: where under results/{study}/
+    its tables go; reads: 'activations' and/or 'data'; tables: the CSV tables
+    its function writes (one file each, per variant); run: 'module:function'
+    taking (activations, data, settings, out, threads) with `out` mapping each
+    table to its path; settings: what its jobs depend on, from the validated
+    study config; modules: the package code it runs, hashed into its rules so
+    that editing it re-runs the analysis; figures: by name."""
+
+    description: str
+    folder: str
+    reads: tuple[str, ...]
+    tables: tuple[str, ...]
+    run: str
+    settings: Callable[[dict], dict]
+    modules: tuple[str, ...]
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+ANALYSES = {
+    "consistency": Analysis(
+        "representational consistency (RC) per layer across seeds, and the MDS of layers x seeds",
+        folder="similarity",
+        reads=("activations",),
+        tables=("consistency", "mds"),
+        run="hourglass.analyses.consistency:run",
+        # its options live under `similarity:`, beside the measures that share them
+        settings=lambda config: {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")},
+        modules=("analyses/consistency.py", "similarity", "activations.py", "io.py"),
+        figures={
+            "consistency": Figure("RC per layer and checkpoint", "3. Consistency",
+                                  ("consistency",), "consistency"),
+            "mds": Figure("MDS of layers × seeds", "3. Consistency", ("mds",), "mds"),
+        },
+    ),
+}
+
+
+
+def run_analysis(name, activations, data, settings, out, threads=1):
+    """Run analysis `name` on one variant's files: its function, imported only now."""
+    module, function = ANALYSES[name].run.split(":")
+    getattr(importlib.import_module(module), function)(activations, data, settings, out, threads)

@@ -1,0 +1,68 @@
+# One rule per enabled analysis (hourglass.analyses.registry.ANALYSES): a job
+# per variant reads every seed's activations at every checkpoint (and the
+# variant's data file where the analysis reads it) and writes the analysis's
+# tables; a local job per table gathers them over the variants.
+for name in ANALYSES_ENABLED:
+    analysis = ANALYSES[name]
+
+    rule:
+        name:
+            name
+        input:
+            activations=expand(
+                f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/{{checkpoint}}.h5",
+                seed=SEEDS,
+                checkpoint=CHECKPOINTS,
+                allow_missing=True,
+            ),
+            data=lambda w, reads=analysis.reads: (
+                data_file(w.variant) if "data" in reads else []
+            ),
+        output:
+            [
+                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{table}.csv"
+                for table in analysis.tables
+            ],
+        log:
+            f"{STUDY_DIR}/logs/{name}/{{variant}}.log",
+        conda:
+            "../envs/hourglass.yaml"
+        # Snakemake gives a job fewer threads under --cores 1; it computes with
+        # SIMILARITY_THREADS all the same, since torch's sums depend on the
+        # thread count and the tables must not depend on how the run was split.
+        threads: SIMILARITY_THREADS
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            name=name,
+            settings=to_json(analysis.settings(config)),
+            threads=SIMILARITY_THREADS,
+            code=code_hash(name),
+        shell:
+            "hourglass analysis {params.name} --activations {input.activations}"
+            " --data {input.data} --threads {params.threads} --out {output}"
+            " --settings {params.settings:q} > {log} 2>&1"
+
+    rule:
+        name:
+            f"gather_{name}"
+        input:
+            expand(
+                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{{{{table}}}}.csv",
+                variant=VARIANTS,
+            ),
+        output:
+            f"{STUDY_DIR}/{analysis.folder}/{{table}}.csv",
+        log:
+            f"{STUDY_DIR}/logs/gather_{name}/{{table}}.log",
+        wildcard_constraints:
+            table="|".join(analysis.tables),
+        # Concatenating a few small tables: not worth a scheduler's queue.
+        localrule: True
+        conda:
+            "../envs/hourglass.yaml"
+        params:
+            code=code_hash(name),
+        shell:
+            "hourglass gather --tables {input} --out {output} > {log} 2>&1"
