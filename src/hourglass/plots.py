@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -370,6 +371,155 @@ def measure_epochs(matrix, labels, measure, paths, dpi=150):
 
 
 MEASURE_FIGURES = {"layers": measure_layers, "seeds": measure_seeds, "epochs": measure_epochs}
+
+
+def per_variant(value, variant):
+    """`value[variant]` where `value` is given per variant (a dict), else `value`:
+    variants trained on different classes have their own labels and names."""
+    return value[variant] if isinstance(value, dict) else value
+
+
+def silhouette_bars(ax, rows, names):
+    """Rousseeuw's silhouette plot of one code on `ax`: a horizontal bar per
+    probe image, grouped by class, each class sorted from the highest down;
+    a dashed line at the mean. NaN silhouettes are no bars (a gap) and an 'x'
+    per class on the left edge. Whether any was NaN."""
+    start, centres, undefined = 0, [], False
+    for label in sorted(rows["label"].unique()):
+        values = rows.loc[rows["label"] == label, "silhouette"].sort_values(ascending=False)
+        y = start + np.arange(len(values))
+        colour = PALETTE[label % len(PALETTE)]
+        ax.barh(y, values, height=1.0, color=colour, lw=0)
+        nan = values.isna().to_numpy()
+        if nan.any():  # one mark per class: one per image would pile up into a bar
+            ax.plot([0], [y[nan].mean()], color=colour, transform=ax.get_yaxis_transform(),
+                    clip_on=False, **UNDEFINED_MARK)
+            undefined = True
+        centres.append((y.mean() if len(y) else start, names[label]))
+        start += len(values) + max(len(rows) // 20, 2)  # a gap between classes
+    mean = rows["silhouette"].mean(skipna=False)  # a mean over every image, or none
+    if np.isfinite(mean):
+        ax.axvline(mean, color="black", ls="--", lw=1, label=f"mean {mean:.2f}")
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_yticks([c for c, _ in centres], [n for _, n in centres])
+    ax.set_ylim(start, -1)  # the first class on top, as Rousseeuw draws it
+    ax.set_xlim(-1, 1)
+    return undefined
+
+
+def silhouette_plot(samples, classes, paths, dpi=150, seeds=None):
+    """Silhouette plots (Rousseeuw 1987) at the final checkpoint: a panel per
+    variant (rows) and seed (columns), by default each variant's first three
+    seeds.
+
+    samples: the latent analysis' `samples` tables of several variants with
+    a `variant` column; classes: class names indexed by label, or a dict of
+    them per variant. A seed whose silhouettes are undefined has no bars and
+    an 'x' per class on the left edge, with a legend entry.
+    """
+    final = samples[samples["epoch"] == "final"]
+    variants = list(dict.fromkeys(final["variant"]))
+    chosen = {v: list(seeds) if seeds is not None
+              else sorted(final.loc[final["variant"] == v, "seed"].unique())[:3] for v in variants}
+    n_cols = max(map(len, chosen.values()))
+    fig, axes = plt.subplots(len(variants), n_cols, squeeze=False, layout="constrained",
+                             figsize=(3.2 * n_cols, 2.8 * len(variants)))
+    for row, variant in zip(axes, variants):
+        for ax, seed in zip(row, chosen[variant]):
+            rows = final[(final["variant"] == variant) & (final["seed"] == seed)]
+            ax.set_title(f"{variant}, seed {seed}")
+            ax.set_xlabel("silhouette (Euclidean)")
+            if rows.empty:
+                ax.set_title(f"{variant}, seed {seed}\n(no final codes)")
+                continue
+            if silhouette_bars(ax, rows, per_variant(classes, variant)):
+                ax.set_title(f"{variant}, seed {seed}\n(silhouette undefined)")
+                undefined_legend_entry(ax, "silhouettes.csv")
+            ax.legend(loc="upper left", fontsize=7)  # the top class's bars start positive
+        for ax in row[len(chosen[variant]):]:
+            ax.set_visible(False)
+        row[0].set_ylabel("probe images, by class")
+    save(fig, paths, dpi)
+
+
+def latent_scatter(codes, labels, classes, paths, dpi=150):
+    """Two-unit codes of the probe images: a panel per variant (rows) and seed
+    (columns), a colour per class (the same class name keeps its colour
+    across variants), one legend.
+
+    codes: {(variant, seed): images x 2}; labels and classes: the probe
+    labels and class names, or dicts of them per variant. Images whose code
+    is NaN are not drawn; the panel's title counts them.
+    """
+    variants = list(dict.fromkeys(v for v, _ in codes))
+    seeds = {v: sorted(s for w, s in codes if w == v) for v in variants}
+    n_cols = max(map(len, seeds.values()))
+    fig, axes = plt.subplots(len(variants), n_cols, squeeze=False, layout="constrained",
+                             figsize=(2.6 * n_cols + 1.2, 2.6 * len(variants)))
+    colours = {}
+    for row, variant in zip(axes, variants):
+        names, y = per_variant(classes, variant), np.asarray(per_variant(labels, variant))
+        for ax, seed in zip(row, seeds[variant]):
+            Z = np.asarray(codes[(variant, seed)], dtype=float)
+            if Z.ndim != 2 or Z.shape[1] != 2:
+                raise ValueError(f"{variant} seed {seed}: codes of shape {Z.shape}; the scatter "
+                                 "needs images x 2 (project wider codes with pca_codes first)")
+            for label in np.unique(y):
+                colour = colours.setdefault(names[label], PALETTE[len(colours) % len(PALETTE)])
+                ax.scatter(*Z[y == label].T, s=6, color=colour, alpha=0.7, lw=0)
+            missing = int((~np.isfinite(Z).all(axis=1)).sum())
+            note = f"\n{missing} of {len(Z)} codes undefined (not drawn)" if missing else ""
+            ax.set_title(f"{variant}, seed {seed}{note}")
+            ax.set_xlabel("unit 1")
+            ax.set_ylabel("unit 2")
+        for ax in row[len(seeds[variant]):]:
+            ax.set_visible(False)
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=name)
+               for name, c in colours.items()]
+    fig.legend(handles=handles, loc="outside right upper", title="class")
+    save(fig, paths, dpi)
+
+
+# the baselines of silhouette_by_variant: legend label, colour, line style
+BASELINE_LINES = {"input": ("raw probe images", "grey", "--"), "pca": ("exact PCA", PALETTE[3], ":")}
+
+
+def silhouette_by_variant(silhouettes, baselines, paths, dpi=150):
+    """Silhouette of every seed at the final checkpoint (dots), per variant,
+    against the baselines of that variant's data (short lines over it).
+
+    silhouettes: the latent `silhouettes` tables with a `variant` column;
+    baselines: the `baselines` tables with `variant` and `data` (the data
+    setting, on the tick below the variant's name). An undefined value is an
+    'x' at the foot of the axis, not a point.
+    """
+    final = silhouettes[silhouettes["epoch"] == "final"]
+    variants = list(dict.fromkeys(final["variant"]))
+    fig, ax = plt.subplots(figsize=(max(1.4 * len(variants), 2.8) + 3.6, 3.6), layout="constrained")
+    undefined, ticks = False, []
+    for x, variant in enumerate(variants):
+        scores = final[final["variant"] == variant].sort_values("seed")["silhouette"].to_numpy()
+        spread = np.linspace(-0.15, 0.15, len(scores)) if len(scores) > 1 else np.zeros(1)
+        ax.plot(x + spread, scores, ls="", marker="o", ms=4, alpha=0.8, color=PALETTE[0],
+                label="a seed (final checkpoint)")
+        undefined |= mark_undefined(ax, x + spread, scores, PALETTE[0])
+        own = baselines[baselines["variant"] == variant]
+        for baseline, value in zip(own["baseline"], own["silhouette"]):
+            label, colour, style = BASELINE_LINES[baseline]
+            ax.plot([x - 0.35, x + 0.35], [value] * 2, color=colour, ls=style, lw=1.5, label=label)
+            undefined |= mark_undefined(ax, [x], [value], colour)
+        ticks.append(f"{variant}\n({own['data'].iloc[0]})" if len(own) else variant)
+    ax.set_xticks(range(len(variants)), ticks)
+    ax.set_xlim(-0.6, len(variants) - 0.4)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("silhouette score\n(Euclidean, probe images)")
+    ax.set_xlabel("variant (data setting)")
+    if undefined:
+        undefined_legend_entry(ax, "silhouettes.csv, baselines.csv")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))  # each label once, not once per variant
+    ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    save(fig, paths, dpi)
 
 
 REGION_ORDER = ["input", "encoder", "bottleneck", "decoder", "output"]
