@@ -31,6 +31,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/measures.smk"
+include: "workflow/rules/findings.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
@@ -60,6 +61,7 @@ rule all:
         ],
         expand(f"{STUDY_DIR}/similarity/{{measure}}.csv", measure=MEASURES),
         f"{STUDY_DIR}/config.yaml",
+        [f"{STUDY_DIR}/findings.csv"] if config["findings"] else [],
         expand(
             f"{STUDY_DIR}/figures/{{figure}}.{{fmt}}",
             figure=FIGURES,

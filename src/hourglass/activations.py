@@ -47,6 +47,11 @@ def layer_region(name: str) -> str:
     return name.rstrip("0123456789")
 
 
+def epoch_order(epochs):
+    """Checkpoint labels in training order: numbers ascending, then 'final'."""
+    return sorted(set(epochs), key=lambda e: (e == "final", int(e) if e != "final" else 0))
+
+
 def checkpoint_epoch(label):
     """The `epoch` column's value for a checkpoint label: 'epoch4' -> '4', 'final'."""
     return label.removeprefix("epoch")

@@ -60,6 +60,12 @@ def stage_measure(args):
     run(args.activations, args.measure, args.settings, args.out_h5, args.out_csv, args.threads)
 
 
+def stage_findings(args):
+    from hourglass.findings import run
+
+    run(args.reads, args.tables, args.settings, args.out)
+
+
 def stage_gather(args):
     from hourglass.io import concat_tables
 
@@ -237,6 +243,11 @@ def add_stage_commands(sub):
     s.add_argument("--activations", nargs="+", required=True, type=Path)
     s.add_argument("--out-h5", required=True, type=Path)
     s.add_argument("--out-csv", required=True, type=Path)
+    s = stage("findings", stage_findings, "check the study's claims on its tables")
+    s.add_argument("--tables", nargs="*", default=[], type=Path)
+    s.add_argument("--reads", type=json.loads, required=True,
+                   help="the [analysis, table] each of --tables is, as JSON")
+    s.add_argument("--out", required=True, type=Path)
     s = stage("gather", stage_gather, "concatenate tables")
     s.add_argument("--tables", nargs="+", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)

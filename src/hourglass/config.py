@@ -189,7 +189,8 @@ def check_config(config, schema_path):
     errors = sorted(StrictValidator(schema).iter_errors(config),
                     key=lambda e: [str(p) for p in e.absolute_path])
     problems = ([describe_error(e, schema) for e in errors]
-                or bootstrap_problems(config, schema) + data_problems(config, schema))
+                or bootstrap_problems(config, schema) + data_problems(config, schema)
+                + findings_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -249,6 +250,15 @@ def data_problems(config, schema):
             f"settings differ in {', '.join(PROBE_KEYS)}); give them the same, or leave out "
             "similarity.measures")
     return problems
+
+
+def findings_problems(config, schema):
+    """`findings:` entries whose check reads an analysis the study does not
+    enable, or whose params the check does not take."""
+    from hourglass.findings import check_finding
+
+    enabled = config.get("analyses", schema["properties"]["analyses"]["default"])
+    return [p for finding in config.get("findings", []) for p in check_finding(finding, enabled)]
 
 
 def write_effective_config(config, path):

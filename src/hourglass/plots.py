@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hourglass.activations import describe, layer_region  # noqa: E402
+from hourglass.activations import describe, epoch_order, layer_region  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
@@ -33,11 +33,6 @@ def save(fig, paths, dpi=150):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=dpi)
     plt.close(fig)
-
-
-def epoch_order(epochs):
-    """Checkpoint labels in training order: numbers ascending, then 'final'."""
-    return sorted(set(epochs), key=lambda e: (e == "final", int(e) if e != "final" else 0))
 
 
 def epoch_label(epoch):
@@ -478,6 +473,33 @@ def latent_scatter(codes, labels, classes, paths, dpi=150):
                for name, c in colours.items()]
     fig.legend(handles=handles, loc="outside right upper", title="class")
     save(fig, paths, dpi)
+
+
+def class_names(table):
+    """{variant: {label: class name}} of a latent table with label and class columns."""
+    return {variant: dict(zip(rows["label"], rows["class"]))
+            for variant, rows in table.groupby("variant", sort=False)}
+
+
+def silhouette_plot_figure(samples, paths, dpi=150, seeds=None):
+    """`silhouette_plot` of the latent analysis's gathered `samples` table."""
+    silhouette_plot(samples, class_names(samples), paths, dpi, seeds)
+
+
+def latent_scatter_figure(codes, paths, dpi=150):
+    """`latent_scatter` of the latent analysis's gathered `codes` table."""
+    units = [c for c in codes.columns if c.startswith("unit") and codes[c].notna().any()]
+    if len(units) != 2:
+        raise ValueError(f"the latent scatter draws codes of 2 units, but layer "
+                         f"{codes['layer'].iloc[0]!r} has {len(units)}: set analyses.latent.layer "
+                         "to a 2-unit layer")
+    codes = codes.sort_values(["image"], kind="stable")
+    scatter = {key: rows[units].to_numpy()
+               for key, rows in codes.groupby(["variant", "seed"], sort=False)}
+    # every seed of a variant codes the same probe images
+    labels = {variant: rows["label"].to_numpy() for variant, rows
+              in codes.drop_duplicates(["variant", "image"]).groupby("variant", sort=False)}
+    latent_scatter(scatter, labels, class_names(codes), paths, dpi)
 
 
 # the baselines of silhouette_by_variant: legend label, colour, line style

@@ -21,6 +21,7 @@ STAGE_CODE = {
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
     "figures": ["plots.py", "analyses/registry.py", "activations.py", "data.py", "io.py"],
     "config": ["config.py"],
+    "findings": ["findings.py", "io.py"],
     **{name: list(analysis.modules) for name, analysis in ANALYSES.items()},
 }
 STAGE_CODE = {stage: [*modules, "checks.py"] for stage, modules in STAGE_CODE.items()}

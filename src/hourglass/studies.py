@@ -72,6 +72,14 @@ variants:
   latent8:
     model: {latent: 8}
 
+# What the study computes from the recorded layers, each with its options
+# (hourglass.analyses.registry): one job per variant, tables gathered.
+analyses:
+  consistency: {}        # RC per layer across seeds and the MDS (options under similarity:)
+  # latent:              # how far apart a layer's codes keep the classes: silhouettes,
+  #   layer: null        # of this layer (null = the last bottleneck layer), against
+  #   components: 2      # the raw images and an exact PCA with this many components
+
 similarity:
   bootstrap: 1000        # resamples of the probe images for RC's confidence interval
   ci: 0.95               # level of that interval

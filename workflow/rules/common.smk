@@ -12,6 +12,7 @@ from snakemake.utils import validate
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
 from hourglass.analyses.registry import ANALYSES
+from hourglass.findings import FINDINGS
 from hourglass.config import check_config, check_measures, data_key, resolve_variants
 from hourglass.io import remove_temporaries
 from hourglass.stages import code_hash
@@ -40,6 +41,10 @@ ANALYSIS_FIGURES = {
     figure: name for name in ANALYSES_ENABLED for figure in ANALYSES[name].figures
 }
 MEASURE_VIEWS = ("layers", "seeds", "epochs")
+# The tables the study's findings read, as (analysis, table), each once.
+FINDINGS_READS = list(
+    dict.fromkeys(r for f in config["findings"] for r in FINDINGS[f["check"]].reads)
+)
 # The overview needs RC per layer: it comes with the consistency analysis.
 FIGURES = (
     ["overview"] * ("consistency" in ANALYSES_ENABLED)

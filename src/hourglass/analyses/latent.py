@@ -14,12 +14,17 @@ and its `undefined` column says why.
 """
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import silhouette_samples
 
-from hourglass.plots import epoch_order
+from hourglass.activations import checkpoint_epoch, epoch_order, read_layer, without_diverged
+from hourglass.checks import check_activation_files
+from hourglass.data import load_split
+from hourglass.io import open_h5, read_json_attr, write_table
+from hourglass.progress import log_line
 from hourglass.similarity import linear_cka, procrustes_distance
 
 
@@ -204,3 +209,55 @@ def baseline_silhouettes(labels, inputs, train_inputs, components):
         score, _, reason = silhouette(X, labels)
         rows.append(dict(baseline=name, silhouette=score, undefined=reason))
     return pd.DataFrame(rows)
+
+
+def code_layer(attrs, layer):
+    """The layer the analysis reads: `layer`, or when None the last layer whose
+    role is bottleneck (the code, whatever the model calls it)."""
+    if layer is not None:
+        return layer
+    codes = [n for n, r in zip(attrs["layer_names"], attrs["layer_roles"]) if r == "bottleneck"]
+    if not codes:
+        raise ValueError(f"variant {attrs['variant']!r} has no layer whose role is bottleneck (its "
+                         f"layers: {', '.join(attrs['layer_names'])}); name one in "
+                         "analyses.latent.layer")
+    return codes[-1]
+
+
+def run(activations, data, settings, out, threads=1):
+    """The latent analysis of one variant: `latent_tables` of its code layer
+    over every seed and checkpoint, each table with the variant and layer in
+    front, plus `codes`: every seed's final code of each probe image."""
+    check_activation_files(activations, one_variant=True)  # all of them, before any compute
+    kept, diverged = without_diverged(activations)
+    if diverged:
+        log_line(f"left out, diverged: {', '.join(f'seed {s}' for _, s in diverged)}")
+    first = next(iter(kept.values()))
+    variant, layer = first["variant"], code_layer(first, settings["layer"])
+    codes = {(int(a["seed"]), checkpoint_epoch(a["checkpoint"])): read_layer(path, layer)
+             for path, a in kept.items()}
+    probe, labels = load_split(data, "probe")
+    train, _ = load_split(data, "train")
+    with open_h5(data, "dataset") as f:
+        names = read_json_attr(f, "classes")
+    tables = latent_tables(codes, labels.numpy(), probe.numpy(), train.numpy(),
+                           settings["components"])
+    tables["codes"] = final_codes(codes, labels.numpy())
+    tables["baselines"]["data"] = Path(data).stem
+    for name, table in tables.items():
+        if "label" in table:
+            table["class"] = [names[label] for label in table["label"]]
+        table.insert(0, "layer", layer)
+        table.insert(0, "variant", variant)
+        write_table(table, out[name])
+
+
+def final_codes(codes, labels):
+    """seed, image, label and unit1..unitK: each seed's code at the final checkpoint."""
+    rows = []
+    for (seed, epoch), Z in sorted(codes.items()):
+        if epoch == "final":
+            units = {f"unit{i + 1}": column for i, column in enumerate(flat(Z).T)}
+            rows.append(pd.DataFrame(dict(seed=seed, image=np.arange(len(labels)), label=labels,
+                                          **units)))
+    return pd.concat(rows, ignore_index=True)

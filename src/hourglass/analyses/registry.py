@@ -63,8 +63,25 @@ ANALYSES = {
             "mds": Figure("MDS of layers × seeds", "3. Consistency", ("mds",), "mds"),
         },
     ),
+    "latent": Analysis(
+        "class separation of a layer's codes (silhouettes) against the raw images and exact PCA, "
+        "and how much the seeds' layouts differ",
+        folder="latent",
+        reads=("activations", "data"),
+        tables=("silhouettes", "samples", "baselines", "layouts", "spread", "codes"),
+        run="hourglass.analyses.latent:run",
+        settings=lambda config: dict(config["analyses"]["latent"]),
+        modules=("analyses/latent.py", "similarity", "activations.py", "data.py", "io.py"),
+        figures={
+            "silhouettes": Figure("silhouette per variant, every seed", "3. Latent structure",
+                                  ("silhouettes", "baselines"), "silhouette_by_variant"),
+            "silhouette_plots": Figure("silhouette plots of chosen seeds", "3. Latent structure",
+                                       ("samples",), "silhouette_plot_figure"),
+            "latent_scatter": Figure("the codes of seeds × variants", "3. Latent structure",
+                                     ("codes",), "latent_scatter_figure"),
+        },
+    ),
 }
-
 
 
 def run_analysis(name, activations, data, settings, out, threads=1):

@@ -1,0 +1,227 @@
+"""Claims of a paper as named checks on a study's result tables.
+
+A study config lists the claims it reproduces under `findings:`, each a
+check of FINDINGS with its parameters; `findings.csv` says per claim what
+was measured and whether it held. A check is a function of the gathered
+tables it names in `reads` ((analysis, table) pairs) and its parameters,
+returning the numbers measured (text for people) and whether the claim held:
+True, False, or None (undefined) with the reason in the text — never a
+verdict on numbers that are not there.
+"""
+
+import inspect
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Check:
+    """description: the claim it tests, for people; reads: the (analysis,
+    table) pairs it takes, in order; function: (*tables, **params) ->
+    (measured, held)."""
+
+    description: str
+    reads: tuple[tuple[str, str], ...]
+    function: Callable[..., tuple[str, bool | None]]
+
+
+def final(table, variants):
+    """The rows of `variants` (all where None) at the final checkpoint."""
+    rows = table[table["epoch"] == "final"]
+    return rows if variants is None else rows[rows["variant"].isin(variants)]
+
+
+def rc_dips_at_bottleneck(consistency, variants: list | None = None):
+    """At the final checkpoint, per variant: the lowest RC of the bottleneck
+    layers lies below the RC of the first encoder layer and of the output."""
+    parts, verdicts = [], []
+    for variant, rows in final(consistency, variants).groupby("variant", sort=False):
+        rows = rows.sort_values("layer_index")
+        first = rows[rows["region"] == "encoder"].head(1)
+        bottleneck = rows[rows["region"] == "bottleneck"]
+        out = rows[rows["region"] == "output"].tail(1)
+        if first.empty or bottleneck.empty or out.empty:
+            parts.append(f"{variant}: no encoder, bottleneck or output layer")
+            verdicts.append(None)
+            continue
+        low = bottleneck["rc"].min(skipna=False)
+        values = (first["rc"].iloc[0], low, out["rc"].iloc[0])
+        parts.append(f"{variant}: RC {first['layer'].iloc[0]} {values[0]:.3f}, bottleneck "
+                     f"min {low:.3f}, {out['layer'].iloc[0]} {values[2]:.3f}")
+        verdicts.append(None if any(map(math.isnan, values))
+                        else bool(values[1] < values[0] and values[1] < values[2]))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "0",
+                       tolerance: float = 0.0):
+    """At checkpoint `epoch` (0: untrained), per variant: RC falls from layer to
+    layer, input to output (no rise above `tolerance`)."""
+    rows = consistency[consistency["epoch"] == epoch]
+    if variants is not None:
+        rows = rows[rows["variant"].isin(variants)]
+    if rows.empty:
+        return f"no checkpoint {epoch!r} in consistency.csv (add it to checkpoints:)", None
+    parts, verdicts = [], []
+    for variant, layers in rows.groupby("variant", sort=False):
+        rc = layers.sort_values("layer_index")["rc"].to_numpy()
+        rises = np.diff(rc)
+        parts.append(f"{variant}: RC " + " → ".join(f"{v:.2f}" for v in rc))
+        verdicts.append(None if np.isnan(rc).any() else bool((rises <= tolerance).all()))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def baseline_within_autoencoders(silhouettes, baselines, variants: list, baseline: str = "pca"):
+    """Per data setting: the baseline's silhouette lies within the range of
+    the final silhouettes of the autoencoders `variants` (every seed) trained
+    on it."""
+    parts, verdicts = [], []
+    for data, own in baselines[baselines["baseline"] == baseline].groupby("data", sort=False):
+        trained = own["variant"].unique()
+        scores = final(silhouettes, [v for v in variants if v in trained])["silhouette"]
+        value = own["silhouette"].iloc[0]
+        if scores.empty or scores.isna().all() or math.isnan(value):
+            parts.append(f"{data}: undefined (no defined silhouettes)")
+            verdicts.append(None)
+            continue
+        low, high = scores.min(), scores.max()
+        parts.append(f"{data}: {baseline} {value:.3f}, autoencoders {low:.3f} to {high:.3f}")
+        verdicts.append(bool(low <= value <= high))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def separates_at_least_as_well(silhouettes, pairs: list, tolerance: float = 0.0):
+    """For each [a, b] of `pairs`: variant a's mean final silhouette over
+    seeds is at least b's (less `tolerance`)."""
+    parts, verdicts = [], []
+    for a, b in pairs:
+        mean_a, mean_b = (final(silhouettes, [v])["silhouette"].mean() for v in (a, b))
+        parts.append(f"{a} {mean_a:.3f} vs {b} {mean_b:.3f}")
+        verdicts.append(None if math.isnan(mean_a) or math.isnan(mean_b)
+                        else bool(mean_a >= mean_b - tolerance))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def no_gain_beyond_seeds(silhouettes, pairs: list, alpha: float = 0.05):
+    """For each [a, b] of `pairs`: variant a's final silhouettes are not
+    higher than b's beyond seed-to-seed variability (one-sided Mann-Whitney
+    U test of a > b over seeds, scipy.stats, not significant at `alpha`)."""
+    from scipy.stats import mannwhitneyu  # here: the Snakefile imports this module at start-up
+
+    parts, verdicts = [], []
+    for a, b in pairs:
+        x, y = (final(silhouettes, [v])["silhouette"].dropna().to_numpy() for v in (a, b))
+        if len(x) < 2 or len(y) < 2:
+            parts.append(f"{a} vs {b}: fewer than 2 defined seeds each")
+            verdicts.append(None)
+            continue
+        p = mannwhitneyu(x, y, alternative="greater").pvalue
+        parts.append(f"{a} {x.mean():.3f}±{x.std(ddof=1):.3f} vs {b} {y.mean():.3f}±"
+                     f"{y.std(ddof=1):.3f} (n {len(x)}, {len(y)}; one-sided p {p:.3g})")
+        verdicts.append(bool(p >= alpha))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def scores_vary_less_than_layouts(spread, variants: list | None = None):
+    """Per variant at the final checkpoint: the seeds' silhouettes vary less,
+    as a share of their range (sd / 2 of [-1, 1]), than their layouts do
+    (mean Procrustes angle between seeds' codes / (pi/2), its range)."""
+    parts, verdicts = [], []
+    for _, row in final(spread, variants).iterrows():
+        scores, layouts = row["sd"] / 2, row["procrustes_mean"] / (math.pi / 2)
+        parts.append(f"{row['variant']}: silhouette sd {row['sd']:.3f} ({scores:.1%} of its "
+                     f"range), layouts {row['procrustes_mean']:.3f} rad ({layouts:.1%})")
+        verdicts.append(None if math.isnan(scores) or math.isnan(layouts)
+                        else bool(scores < layouts))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def lower_for_harder(silhouettes, easy: list, hard: list):
+    """The mean final silhouette of every variant of `easy` (e.g. an easy class
+    pair) exceeds that of every variant of `hard`."""
+    means = {v: final(silhouettes, [v])["silhouette"].mean() for v in [*easy, *hard]}
+    measured = ", ".join(f"{v} {m:.3f}" for v, m in means.items())
+    if any(math.isnan(m) for m in means.values()):
+        return measured, None
+    return measured, bool(min(means[v] for v in easy) > max(means[v] for v in hard))
+
+
+def all_held(verdicts):
+    """True if every verdict held, False if any failed, None if none failed
+    but some are undefined."""
+    if False in verdicts:
+        return False
+    return None if None in verdicts or not verdicts else True
+
+
+FINDINGS = {
+    "rc_dips_at_bottleneck": Check(
+        "RC dips toward the bottleneck and rises toward the output",
+        (("consistency", "consistency"),), rc_dips_at_bottleneck),
+    "untrained_rc_falls": Check(
+        "the untrained network's RC keeps falling from input to output",
+        (("consistency", "consistency"),), untrained_rc_falls),
+    "baseline_within_autoencoders": Check(
+        "the baseline's silhouette lies within the range of the autoencoders'",
+        (("latent", "silhouettes"), ("latent", "baselines")), baseline_within_autoencoders),
+    "separates_at_least_as_well": Check(
+        "the first variant of each pair separates the classes at least as well as the second",
+        (("latent", "silhouettes"),), separates_at_least_as_well),
+    "no_gain_beyond_seeds": Check(
+        "the first variant of each pair gains nothing over the second beyond seed-to-seed "
+        "variability", (("latent", "silhouettes"),), no_gain_beyond_seeds),
+    "scores_vary_less_than_layouts": Check(
+        "silhouettes vary across seeds much less than the layouts do",
+        (("latent", "spread"),), scores_vary_less_than_layouts),
+    "lower_for_harder": Check(
+        "harder class pairs score lower than easy ones",
+        (("latent", "silhouettes"),), lower_for_harder),
+}
+
+
+def check_finding(finding, enabled):
+    """Problems of one entry of `findings:` (its check, parameters and the
+    analyses it reads) for a study whose analyses are `enabled`."""
+    name, params = finding["check"], finding.get("params", {})
+    check = FINDINGS[name]
+    where = f"findings: {finding['claim']!r} (check {name})"
+    problems = [f"{where} reads the tables of analysis {a!r}, which the study does not enable; "
+                f"add it under analyses:" for a in dict.fromkeys(a for a, _ in check.reads)
+                if a not in enabled]
+    signature = inspect.signature(check.function)
+    try:
+        signature.bind(*[None] * len(check.reads), **params)
+    except TypeError:
+        options = [p for p in list(signature.parameters)[len(check.reads):]]
+        problems.append(f"{where} takes the params {', '.join(options)}; got "
+                        f"{', '.join(params) or 'none'}")
+    return problems
+
+
+def evaluate(findings, tables):
+    """findings.csv's rows: per entry of `findings:`, its claim, check, params,
+    the numbers measured and whether the claim held ('yes', 'no', or
+    'undefined' where the numbers needed are missing)."""
+    rows = []
+    for finding in findings:
+        check = FINDINGS[finding["check"]]
+        params = finding.get("params", {})
+        measured, held = check.function(*[tables[r] for r in check.reads], **params)
+        rows.append(dict(claim=finding["claim"], held={True: "yes", False: "no"}.get(held,
+                         "undefined"), measured=measured, check=finding["check"],
+                         check_description=check.description,
+                         params=json.dumps(params, sort_keys=True)))
+    return rows
+
+
+def run(reads, paths, findings, out):
+    """The findings stage: `paths` are the gathered tables of `reads`
+    ([analysis, table] pairs, in order); findings.csv to `out`."""
+    from hourglass.io import read_table, write_table
+
+    tables = {tuple(read): read_table(path) for read, path in zip(reads, paths)}
+    write_table(evaluate(findings, tables), out)
