@@ -45,3 +45,42 @@ def test_schema_lists_the_registered_objectives_and_their_typed_options():
         assert {key: schema.get("type") for key, schema in branch["properties"].items()
                 if key != "name"} == {o.name: JSON_TYPES[o.annotation] for o in options}
         assert branch.get("required", []) == [o.name for o in options if o.default is o.empty]
+
+
+def test_schema_lists_the_registered_analyses_and_findings():
+    from hourglass.analyses.registry import ANALYSES
+    from hourglass.findings import FINDINGS
+
+    assert list(SCHEMA["properties"]["analyses"]["properties"]) == list(ANALYSES)
+    checks = SCHEMA["properties"]["findings"]["items"]["properties"]["check"]["enum"]
+    assert checks == list(FINDINGS)
+
+
+def test_every_analysis_names_its_code_its_figures_drawers_and_a_caption():
+    from hourglass import plots
+    from hourglass.analyses.registry import ANALYSES
+    from hourglass.stages import PACKAGE_DIR, STAGE_CODE
+
+    captions = (REPO / "workflow" / "report" / "figure.rst").read_text()
+    figures = [f for analysis in ANALYSES.values() for f in analysis.figures]
+    assert len(figures) == len(set(figures)), "two analyses draw a figure of the same name"
+    for name, analysis in ANALYSES.items():
+        module, function = analysis.run.split(":")
+        assert (PACKAGE_DIR / (module.removeprefix("hourglass.").replace(".", "/") + ".py")
+                ).relative_to(PACKAGE_DIR).as_posix() in analysis.modules, name
+        assert all((PACKAGE_DIR / m).exists() for m in analysis.modules), name
+        assert STAGE_CODE[name][:-1] == list(analysis.modules)
+        for figure_name, figure in analysis.figures.items():
+            assert callable(getattr(plots, figure.draw)), figure.draw
+            assert set(figure.tables) <= set(analysis.tables), figure_name
+            assert f'figure == "{figure_name}"' in captions, f"no caption for {figure_name}"
+
+
+def test_every_finding_reads_tables_an_analysis_writes():
+    from hourglass.analyses.registry import ANALYSES
+    from hourglass.findings import FINDINGS
+
+    for name, check in FINDINGS.items():
+        for analysis, table in check.reads:
+            assert table in ANALYSES[analysis].tables, (name, analysis, table)
+        assert check.description and check.function.__doc__, name

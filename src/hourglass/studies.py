@@ -77,8 +77,17 @@ variants:
 analyses:
   consistency: {}        # RC per layer across seeds and the MDS (options under similarity:)
   # latent:              # how far apart a layer's codes keep the classes: silhouettes,
-  #   layer: null        # of this layer (null = the last bottleneck layer), against
-  #   components: 2      # the raw images and an exact PCA with this many components
+    # layer: null        # of this layer (null = the last bottleneck layer), against
+    # components: 2      # the raw images and an exact PCA with this many components
+
+# Claims of a paper the study reproduces, each a named check on its tables
+# with params (hourglass.findings.FINDINGS); findings.csv says what held.
+findings:
+  - claim: RC dips toward the bottleneck and rises toward the output
+    check: rc_dips_at_bottleneck
+  - claim: the untrained network's RC keeps falling from input to output
+    check: untrained_rc_falls
+    params: {epoch: "0"}
 
 similarity:
   bootstrap: 1000        # resamples of the probe images for RC's confidence interval
@@ -97,6 +106,8 @@ figures:
   dpi: 150
   reconstructions:
     per_class: 1         # probe images per class in the reconstructions figure
+  silhouette_plots:      # of the latent analysis
+    seeds: null          # the seeds drawn (null = the first three)
 """)
 
 
