@@ -42,13 +42,14 @@ def two_seeds(digits_file, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def workflow_copy(tmp_path_factory):
-    """A function that copies the workflow (and tests/tiny.yaml) to a new folder."""
+    """A function that copies the workflow (and the tests' tiny studies) to a new folder."""
     def copy(name="workflow"):
         root = tmp_path_factory.mktemp(name)
         for entry in ("Snakefile", "config.yaml", "workflow", "src"):
             src = REPO / entry
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / entry)
-        shutil.copy(REPO / "tests" / "tiny.yaml", root / "tiny.yaml")
+        for study in ("tiny.yaml", "latent_tiny.yaml"):
+            shutil.copy(REPO / "tests" / study, root / study)
         return root
     return copy
 

@@ -385,7 +385,8 @@ def test_unknown_model_at_the_train_stage(study, capsys):
 def test_unknown_figure(study, capsys):
     fails(capsys, study, ["figure", "heatmap", "--inputs", study / "data" / "digits.h5",
                           "--out", study / "figures" / "heatmap.png"],
-          "unknown figure 'heatmap'; known: overview, consistency, mds, training, reconstructions")
+          "unknown figure 'heatmap'; known: overview, training, reconstructions, consistency, mds, "
+          "silhouettes")
 
 
 # ------------------------------------------------------------ checkpoints

@@ -43,8 +43,14 @@ def snakemake(workdir, *args, check=True):
 
 
 def planned_jobs(workdir, *configfiles):
-    """{(rule, wildcards)} of the jobs a dry run would run, `all` left out."""
-    out = snakemake(workdir, "-n", "--configfile", "tiny.yaml", *configfiles).stdout
+    """{(rule, wildcards)} of the jobs a dry run of tiny.yaml (and `configfiles`)
+    would run, `all` left out."""
+    return planned_jobs_of(workdir, "tiny.yaml", *configfiles)
+
+
+def planned_jobs_of(workdir, *configfiles):
+    """{(rule, wildcards)} of the jobs a dry run of `configfiles` would run, `all` left out."""
+    out = snakemake(workdir, "-n", "--configfile", *configfiles).stdout
     jobs, rule = [], None
     for line in out.splitlines():
         # jobs of a group are listed indented under "Group job ..."
