@@ -45,7 +45,7 @@ def workflow_copy(tmp_path_factory):
     """A function that copies the workflow (and the tests' tiny studies) to a new folder."""
     def copy(name="workflow"):
         root = tmp_path_factory.mktemp(name)
-        for entry in ("Snakefile", "config.yaml", "workflow", "src"):
+        for entry in ("Snakefile", "config.yaml", "envs", "workflow", "src"):
             src = REPO / entry
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / entry)
         for study in ("tiny.yaml", "latent_tiny.yaml"):

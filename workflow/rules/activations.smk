@@ -13,7 +13,7 @@ rule activations:
     group:
         "seed_run"
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     threads: 1
     resources:
         mem_mb=2000,

@@ -26,7 +26,7 @@ for name in ANALYSES_ENABLED:
         log:
             f"{STUDY_DIR}/logs/{name}/{{variant}}.log",
         conda:
-            "../envs/hourglass.yaml"
+            "../../envs/hourglass.yaml"
         # Snakemake gives a job fewer threads under --cores 1; it computes with
         # SIMILARITY_THREADS all the same, since torch's sums depend on the
         # thread count and the tables must not depend on how the run was split.
@@ -61,7 +61,7 @@ for name in ANALYSES_ENABLED:
         # Concatenating a few small tables: not worth a scheduler's queue.
         localrule: True
         conda:
-            "../envs/hourglass.yaml"
+            "../../envs/hourglass.yaml"
         params:
             code=code_hash(name),
         shell:

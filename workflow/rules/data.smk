@@ -10,7 +10,7 @@ rule data:
     log:
         f"{STUDY_DIR}/logs/data/{{data}}.log",
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     threads: 1
     resources:
         mem_mb=2000,

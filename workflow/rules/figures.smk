@@ -18,7 +18,7 @@ rule figure:
     log:
         f"{STUDY_DIR}/logs/figures/{{figure}}.log",
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     threads: 1
     resources:
         mem_mb=1000,

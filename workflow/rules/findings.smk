@@ -15,7 +15,7 @@ rule findings:
         f"{STUDY_DIR}/logs/findings.log",
     localrule: True
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     params:
         reads=to_json(FINDINGS_READS),
         findings=to_json(config["findings"]),

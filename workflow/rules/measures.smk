@@ -12,7 +12,7 @@ rule measure:
     log:
         f"{STUDY_DIR}/logs/measures/{{measure}}.log",
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     # Snakemake gives a job fewer threads under --cores 1; it computes with
     # SIMILARITY_THREADS all the same, since torch's sums depend on the
     # thread count and the tables must not depend on how the run was split.

@@ -17,7 +17,7 @@ rule study_config:
     log:
         f"{STUDY_DIR}/logs/study_config.log",
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     params:
         config=to_json(config),
         code=code_hash("config"),

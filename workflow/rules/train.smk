@@ -16,7 +16,7 @@ rule train:
     group:
         "seed_run"
     conda:
-        "../envs/hourglass.yaml"
+        "../../envs/hourglass.yaml"
     # Threads are the same under every executor (the cluster's cpus per
     # task are these): torch's sums may depend on the thread count.
     threads: 1
