@@ -203,3 +203,23 @@ def test_the_registry_declares_what_debians_fashion_mnist_holds():
     source = entry.load(DEBIAN_FASHION, False, 0)
     assert tuple(source.classes) == entry.classes
     assert tuple(np.bincount(source.test_y)) == entry.test_counts
+
+
+def test_first_images_are_cut_in_published_order_before_classes_are_kept(tmp_path):
+    """The latent paper's subset: the chosen classes among the first images."""
+    from hourglass.data import DATASETS
+
+    src = DATASETS["digits"].load("unused", False, 0)
+    out = tmp_path / "first.h5"
+    prepare("digits", "unused", False, 0.1, None, None, 0, out, classes=[1, 7],
+            first={"train": 500, "test": 100})
+    head = np.isin(src.test_y[:100], [1, 7])
+    x_test, y_test = load_split(out, "test")
+    assert np.array_equal(x_test.numpy() * 16, src.test_x[:100][head])
+    assert np.array_equal(y_test.numpy(), (src.test_y[:100][head] == 7).astype(int))
+    fit, val = load_split(out, "train")[1], load_split(out, "val")[1]
+    assert len(fit) + len(val) == np.isin(src.train_y[:500], [1, 7]).sum()
+    with pytest.raises(ValueError, match="data.first.test is 400 but 'digits' has 360 test"):
+        prepare("digits", "unused", False, 0.1, None, None, 0, tmp_path / "no.h5",
+                first={"train": 500, "test": 400})
+    assert not (tmp_path / "no.h5").exists()

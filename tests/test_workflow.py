@@ -27,8 +27,8 @@ GATHER_CONSISTENCY = {("gather_consistency", f"table={t}"): 1 for t in ("consist
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
 # tiny.yaml's data setting in full, and the file it is prepared into
-TINY_DATA = {"dataset": "digits", "classes": None, "val_fraction": 0.1, "train_size": None,
-             "probe_size": 60, "split_seed": 0}
+TINY_DATA = {"dataset": "digits", "classes": None, "first": None, "val_fraction": 0.1,
+             "train_size": None, "probe_size": 60, "split_seed": 0}
 TINY_DATA_FILE = f"results/tiny/data/{data_key(TINY_DATA)}.h5"
 
 

@@ -13,7 +13,7 @@ order the setting lists them; the file's `classes` attribute names them and
 import gzip
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -288,14 +288,29 @@ def check_source(name, src):
                 f"{y[outside[0]]} at position {outside[0]}. {fix}")
 
 
+def first_images(name, src, first):
+    """`src` cut to its first `first['train']` training and `first['test']` test
+    images, in the dataset's published order."""
+    for split in ("train", "test"):
+        held = len(getattr(src, f"{split}_y"))
+        if first[split] > held:
+            raise ValueError(f"data.first.{split} is {first[split]} but {name!r} has {held} "
+                             f"{split} images; set it to at most {held}")
+    return replace(src, train_x=src.train_x[:first["train"]], train_y=src.train_y[:first["train"]],
+                   test_x=src.test_x[:first["test"]], test_y=src.test_y[:first["test"]])
+
+
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
-            classes=None):
-    """Load dataset `name`, check it, keep its `classes` (all if None), split it,
+            classes=None, first=None):
+    """Load dataset `name`, check it, keep its first images (`first`: {train,
+    test} counts, or None for all) and its `classes` (all if None), split it,
     choose the probe set (probe_size None: see probe_size_of), and write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     src = DATASETS[name].load(root, download, split_seed)
     check_source(name, src)
+    if first is not None:
+        src = first_images(name, src, first)
     class_ids = list(range(len(src.classes)))
     if classes is not None:
         src, class_ids = keep_classes(name, src, classes), list(classes)
@@ -327,7 +342,7 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         f["probe/test_index"] = idx_probe
         write_attrs(f, dataset=name, scale=src.scale, classes=src.classes, class_ids=class_ids,
                     image_shape=list(src.train_x.shape[1:]),
-                    settings=dict(classes=classes, val_fraction=val_fraction,
+                    settings=dict(classes=classes, first=first, val_fraction=val_fraction,
                                   train_size=train_size, probe_size=probe_size,
                                   split_seed=split_seed))
 

@@ -29,6 +29,7 @@ study: $study            # folder name under results/: letters, digits, _ . -
 data:
   dataset: digits        # digits (offline), fashion_mnist, mnist or cifar10
   classes: null          # keep only these labels, e.g. [1, 7] (null = all)
+  first: null            # keep only the first {train: N, test: M} images, in published order (null = all)
   root: data             # folder of torchvision datasets (or Debian's Fashion-MNIST files)
   download: false        # let torchvision download a missing dataset (needs the network)
   val_fraction: 0.1      # of the training images, held out for early stopping
