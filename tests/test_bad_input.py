@@ -174,7 +174,7 @@ def test_dataset_file_of_an_older_format(study, capsys):
 
 def data_stage(root, out, dataset="digits", probe_size=10):
     return ["data", "--root", root, "--out", out, "--settings",
-            f'{{"dataset": "{dataset}", "classes": null, "val_fraction": 0.25, '
+            f'{{"dataset": "{dataset}", "classes": null, "first": null, "val_fraction": 0.25, '
             f'"train_size": null, "probe_size": {probe_size}, "split_seed": 0}}']
 
 
