@@ -16,9 +16,10 @@ STAGE_CODE = {
     "data": ["data.py", "io.py"],
     "train": ["train.py", "objectives.py", "models.py", "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
-    "similarity": ["analyses/consistency.py", "similarity", "activations.py", "io.py"],
-    "measures": ["analyses/comparisons.py", "similarity", "activations.py", "io.py"],
-    "figures": ["plots.py", "activations.py", "data.py", "io.py"],
+    # models.py: the regions of the layers' roles (ROLES)
+    "similarity": ["analyses/consistency.py", "similarity", "activations.py", "models.py", "io.py"],
+    "measures": ["analyses/comparisons.py", "similarity", "activations.py", "models.py", "io.py"],
+    "figures": ["plots.py", "activations.py", "models.py", "data.py", "io.py"],
     "config": ["config.py"],
 }
 STAGE_CODE = {stage: [*modules, "checks.py"] for stage, modules in STAGE_CODE.items()}
