@@ -38,8 +38,9 @@ def record(checkpoint, data, out, threads=1):
             layers.create_dataset(name, data=act, chunks=(min(len(act), 256), *act.shape[1:]),
                                   compression="gzip", shuffle=True)
         write_attrs(
-            f, layer_names=names, layer_roles=roles, shapes={n: list(layers[n].shape[1:]) for n in names},
-            seed=state["seed"], epoch=state["epoch"], variant=state["variant"],
+            f, layer_names=names, layer_roles=roles,
+            shapes={n: list(layers[n].shape[1:]) for n in names}, seed=state["seed"],
+            epoch=state["epoch"], variant=state["variant"],
             model=state["model"], checkpoint=Path(checkpoint).stem, diverged=state["diverged"],
         )
 

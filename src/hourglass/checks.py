@@ -19,8 +19,8 @@ from hourglass import __version__
 from hourglass.io import FORMAT_VERSION, open_h5
 
 REWRITE = "delete it and re-run snakemake, which writes it again"
-ACTIVATION_ATTRS = ("layer_names", "layer_roles", "shapes", "seed", "epoch", "variant", "checkpoint", "model",
-                    "diverged")
+ACTIVATION_ATTRS = ("layer_names", "layer_roles", "shapes", "seed", "epoch", "variant",
+                    "checkpoint", "model", "diverged")
 CHECKPOINT_KEYS = ("state_dict", "model", "variant", "input_shape", "seed", "epoch", "diverged")
 DATASET_SPLITS = ("train", "val", "test", "probe")
 
