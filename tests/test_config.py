@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO
 from hourglass.config import (ConfigError, check_config, check_measures, data_key,
-                              load_schema, resolve_variants)
+                              load_schema, merge, resolve_variants)
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
@@ -15,8 +15,6 @@ TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
 
 def problems(override):
     """check_config's message for tiny.yaml with `override` (YAML) merged in."""
-    from hourglass.config import merge
-
     config = merge(TINY, yaml.safe_load(override))
     with pytest.raises(ConfigError) as error:
         check_config(config, SCHEMA)
@@ -199,3 +197,13 @@ def test_a_key_the_architecture_does_not_take_is_refused_by_name(override, messa
 def test_a_study_keys_error_is_named_once_not_in_every_variant(override, named):
     message = problems(override)
     assert message.count(named) == 1 and "variants." not in message, message
+
+
+def test_bce_is_refused_for_a_model_whose_output_is_unbounded():
+    message = problems("training: {loss: bce}\nvariants: {lin: {model: {architecture: linear}}, "
+                       "pca: {model: {architecture: pca}, training: {loss: mse}}}")
+    assert ("variants.lin.training.loss: bce is undefined for a reconstruction outside [0, 1], "
+            "and linear's output is not held there (no sigmoid); give this variant training: "
+            "{loss: mse}") in message
+    assert "variants.pca" not in message
+    check_config(merge(TINY, yaml.safe_load("training: {loss: bce}")), SCHEMA)  # fc: a sigmoid

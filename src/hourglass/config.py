@@ -260,7 +260,8 @@ def check_config(config, schema_path):
                     key=lambda e: [str(p) for p in e.absolute_path])
     described = (describe_error(e, schema) for e in errors if not inherited(e, config))
     problems = ([p for p in described if p]
-                or bootstrap_problems(config, schema) + data_problems(config, schema))
+                or bootstrap_problems(config, schema) + data_problems(config, schema)
+                + loss_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -320,6 +321,24 @@ def data_problems(config, schema):
             f"settings differ in {', '.join(PROBE_KEYS)}); give them the same, or leave out "
             "similarity.measures")
     return problems
+
+
+def loss_problems(config, schema):
+    """Variants whose training.loss is bce but whose model's output is not held
+    in [0, 1] (linear, pca): binary cross-entropy is undefined outside it, so
+    their losses would be no numbers at all (torch refuses to compute them)."""
+    default = schema["$defs"]["training"]["properties"]["loss"]["default"]
+    variants = resolve_variants(config, schema)
+    bce = {name: architecture_of(variant["model"], schema) for name, variant in variants.items()
+           if variant["training"].get("loss", default) == "bce"}
+    if not bce:
+        return []
+    from hourglass.models import MODELS  # torch: only when a variant asks for bce
+
+    return [f"variants.{name}.training.loss: bce is undefined for a reconstruction outside "
+            f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
+            "variant training: {loss: mse}"
+            for name, architecture in bce.items() if not MODELS[architecture].unit_output]
 
 
 def write_effective_config(config, path):

@@ -196,14 +196,18 @@ def _fit_pca(model, x_train):
 class Architecture:
     """A model of the registry: `build(settings, input_shape)` gives its
     stages as (name, role, module); `fit(model, x_train)`, where given, sets
-    its weights from the training images in closed form, instead of training."""
+    its weights from the training images in closed form, instead of training.
+    `unit_output`: its output lies in [0, 1] (a sigmoid), which training.loss
+    bce needs; the config refuses bce for a model whose output does not."""
 
     build: Callable
     fit: Callable | None = None
+    unit_output: bool = True
 
 
-MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv), "linear": Architecture(_linear),
-          "pca": Architecture(_pca, fit=_fit_pca)}
+MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv),
+          "linear": Architecture(_linear, unit_output=False),
+          "pca": Architecture(_pca, fit=_fit_pca, unit_output=False)}
 
 INITS = {"glorot_uniform": nn.init.xavier_uniform_, "glorot_normal": nn.init.xavier_normal_}
 

@@ -59,7 +59,7 @@ model:
   init: glorot_uniform   # or glorot_normal
 
 training:                # every variant's training, unless the variant overrides a key
-  loss: mse              # or bce: the reconstruction term
+  loss: mse              # or bce: the reconstruction term (bce: fc and conv only)
   objective:             # what training minimises
     name: reconstruction # or denoising, which takes noise_std:
     # noise_std: 0.3     # denoising: standard deviation of the Gaussian noise
