@@ -209,19 +209,25 @@ MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv),
           "linear": Architecture(_linear, unit_output=False),
           "pca": Architecture(_pca, fit=_fit_pca, unit_output=False)}
 
+
+def architecture(name) -> Architecture:
+    """The registry's entry `name` (model.architecture), or ValueError naming the known ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
 INITS = {"glorot_uniform": nn.init.xavier_uniform_, "glorot_normal": nn.init.xavier_normal_}
 
 
 def build_model(settings, input_shape) -> Autoencoder:
     """The autoencoder `settings` describe, initialised from torch's current RNG
     (pca has no `init`: its buffers are fitted)."""
-    architecture = settings["architecture"]
-    if architecture not in MODELS:
-        raise ValueError(f"unknown model {architecture!r}; known: {', '.join(MODELS)}")
+    entry = architecture(settings["architecture"])
     init = settings.get("init")
     if init is not None and init not in INITS:
         raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
-    model = Autoencoder(MODELS[architecture].build(settings, input_shape))
+    model = Autoencoder(entry.build(settings, input_shape))
     for module in model.modules():
         if init is not None and isinstance(module, (nn.Linear, nn.Conv2d)):
             INITS[init](module.weight)

@@ -25,7 +25,7 @@ import torch
 from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
-from hourglass.models import MODELS, build_model
+from hourglass.models import architecture, build_model
 from hourglass.objectives import Batch, objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
@@ -194,7 +194,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     metrics.csv ends with the non-finite epoch.
     """
     torch.set_num_threads(threads)
-    fit = MODELS[settings["model"]["architecture"]].fit
+    fit = architecture(settings["model"]["architecture"]).fit
     if fit is not None:  # weights in closed form (pca): nothing to train
         return fitted(fit, data, settings, seed, Path(out_dir), log)
     seed_everything(seed)
