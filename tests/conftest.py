@@ -28,7 +28,7 @@ def two_seeds(digits_file, tmp_path_factory):
     settings = {
         "variant": "small",
         "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
-                      init="glorot_uniform"),
+                      activation="relu", latent_activation="relu", init="glorot_uniform"),
         "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=10),
         "checkpoints": [0],
     }
@@ -90,6 +90,7 @@ def undefined_layers(tmp_path_factory):
             for name, act in layers.items():
                 f.create_dataset(f"layers/{name}", data=act.astype(np.float32))
             write_attrs(f, layer_names=list(layers), seed=seed, epoch=2, variant="latent1",
+                        layer_roles=["input", "encoder", "bottleneck", "output"],
                         shapes={n: [a.shape[1]] for n, a in layers.items()}, model={},
                         checkpoint="final", diverged="")
         files.append(path)

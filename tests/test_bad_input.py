@@ -41,7 +41,7 @@ LAYERS = ["input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2"
 def settings(variant, latent):
     return {"variant": variant,
             "model": dict(architecture="fc", widths=[16, 8], latent=latent, bottleneck_layers=1,
-                          init="glorot_uniform"),
+                          activation="relu", latent_activation="relu", init="glorot_uniform"),
             "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=5),
             "checkpoints": [0]}
 

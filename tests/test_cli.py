@@ -264,9 +264,12 @@ def test_check_names_a_file_it_cannot_read_as_yaml(tmp_path, digits_file, capsys
 
 def schema_keys(node, prefix=""):
     """Every key the schema describes, dotted ("data.probe_size"), variants' insides left out."""
-    # a $ref's keys, and those the node adds beside it (data: root, download)
+    # a $ref's keys, those the node adds beside it (data: root, download), and
+    # those of its branches (a model's per architecture, an objective's options)
     ref = SCHEMA_DOC["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else {}
-    for key, sub in {**ref.get("properties", {}), **node.get("properties", {})}.items():
+    branches = [b["then"] for n in (ref, node) for b in n.get("allOf", [])]
+    properties = {k: v for n in [ref, node, *branches] for k, v in n.get("properties", {}).items()}
+    for key, sub in properties.items():
         yield prefix + key
         if key not in ("variants", "measures"):
             yield from schema_keys(sub, f"{prefix}{key}.")
@@ -284,8 +287,8 @@ def test_new_study_writes_a_valid_commented_config(tmp_path, capsys):
     config = yaml.safe_load(text)
     assert config["study"] == "latent_sweep"
     check_config(config, SCHEMA)
-    # every key of the schema is in the file (set, or commented out where the
-    # architecture ignores it)
+    # every key of the schema is in the file (set, or commented out where
+    # another architecture takes it)
     for key in schema_keys(SCHEMA_DOC):
         name = key.rsplit(".", 1)[-1]
         assert re.search(rf"^\s*(# )?{name}:", text, re.M), f"{key} is not in the template"

@@ -22,7 +22,9 @@ def test_matrix_equals_the_measure_pair_by_pair(activation_files, tmp_path):
     run(activation_files, "linear_cka", settings, tmp_path / "m.h5", tmp_path / "m.csv")
     matrix, labels = read_matrix(tmp_path / "m.h5")
     assert list(labels.columns) == ["variant", "seed", "epoch", "trained_epochs", "layer",
-                                   "layer_index", "constant", "undefined"]
+                                   "layer_index", "region", "constant", "undefined"]
+    assert list(labels["region"][:7]) == ["input", "encoder", "encoder", "bottleneck", "decoder",
+                                          "decoder", "output"]  # the layers' roles
     assert len(labels) == 4 * 7 and set(labels["epoch"]) == {"0", "final"}
     acts = [read_layer(activation_files[2 * r.seed + (r.epoch == "final")], r.layer)
             for r in labels.itertuples()]

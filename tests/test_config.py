@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO
 from hourglass.config import (ConfigError, check_config, check_measures, data_key,
-                              resolve_variants)
+                              load_schema, merge, resolve_variants)
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
@@ -15,8 +15,6 @@ TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
 
 def problems(override):
     """check_config's message for tiny.yaml with `override` (YAML) merged in."""
-    from hourglass.config import merge
-
     config = merge(TINY, yaml.safe_load(override))
     with pytest.raises(ConfigError) as error:
         check_config(config, SCHEMA)
@@ -147,15 +145,65 @@ def test_every_measure_option_is_annotated_with_a_checked_type():
 
 
 def test_variants_resolve_to_their_full_settings_and_to_themselves():
+    schema = load_schema(SCHEMA)
     config = {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.001},
               "data": {"dataset": "digits", "classes": None, "root": "data", "download": False},
               "variants": {"a": {"model": {"latent": 4}},
                            "b": {"training": {"lr": 0.1}, "data": {"classes": [1, 7]}}}}
-    resolved = resolve_variants(config, config["variants"])
+    resolved = resolve_variants(config, schema)
     # where the data is read from is the study's, not a variant's
     assert resolved == {
         "a": {"model": {"widths": [64, 48], "latent": 4}, "training": {"lr": 0.001},
               "data": {"dataset": "digits", "classes": None}},
         "b": {"model": {"widths": [64, 48], "latent": 16}, "training": {"lr": 0.1},
               "data": {"dataset": "digits", "classes": [1, 7]}}}
-    assert resolve_variants(config, resolved) == resolved
+    assert resolve_variants({**config, "variants": resolved}, schema) == resolved
+
+
+def test_a_variant_of_another_architecture_keeps_only_the_keys_it_takes():
+    config = {"model": {"widths": [128, 32], "latent": 2, "activation": "tanh",
+                        "init": "glorot_normal"},
+              "variants": {"linear": {"model": {"architecture": "linear"}},
+                           "pca": {"model": {"architecture": "pca"}},
+                           "conv": {"model": {"architecture": "conv", "channels": [4, 8, 8]}}}}
+    resolved = resolve_variants(config, load_schema(SCHEMA))
+    assert resolved["linear"]["model"] == {"architecture": "linear", "latent": 2,
+                                           "init": "glorot_normal"}
+    assert resolved["pca"]["model"] == {"architecture": "pca", "latent": 2}
+    assert resolved["conv"]["model"] == {"architecture": "conv", "channels": [4, 8, 8],
+                                         "latent": 2, "init": "glorot_normal"}
+    check_config({"study": "s", "data": {"probe_size": 100}, **config}, SCHEMA)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model: {channels: [8, 8, 8]}", "unknown key model.channels; allowed here: architecture, "
+     "widths, latent, bottleneck_layers, activation, latent_activation, init (the keys of "
+     "architecture fc)"),
+    ("variants: {pca: {model: {architecture: pca, init: glorot_normal}}}",
+     "unknown key variants.pca.model.init; allowed here: architecture, latent (the keys of "
+     "architecture pca)"),
+    ("variants: {lin: {model: {architecture: linear, activation: tanh}}}",
+     "unknown key variants.lin.model.activation; allowed here: architecture, latent, init"),
+    ("model: {activation: sigmoid}", "model.activation: 'sigmoid' is not known; choose one of: "
+     "relu, tanh"),
+])
+def test_a_key_the_architecture_does_not_take_is_refused_by_name(override, message):
+    assert message in problems(override)
+
+
+@pytest.mark.parametrize("override,named", [
+    ("model: {latent: four}", "'four'"), ("training: {lr: -1}", "-1"),
+    ("training: {lrr: 0.1}", "lrr"), ("data: {split_seed: -1}", "-1"), ("data: {sise: 3}", "sise")])
+def test_a_study_keys_error_is_named_once_not_in_every_variant(override, named):
+    message = problems(override)
+    assert message.count(named) == 1 and "variants." not in message, message
+
+
+def test_bce_is_refused_for_a_model_whose_output_is_unbounded():
+    message = problems("training: {loss: bce}\nvariants: {lin: {model: {architecture: linear}}, "
+                       "pca: {model: {architecture: pca}, training: {loss: mse}}}")
+    assert ("variants.lin.training.loss: bce is undefined for a reconstruction outside [0, 1], "
+            "and linear's output is not held there (no sigmoid); give this variant training: "
+            "{loss: mse}") in message
+    assert "variants.pca" not in message
+    check_config(merge(TINY, yaml.safe_load("training: {loss: bce}")), SCHEMA)  # fc: a sigmoid

@@ -161,3 +161,27 @@ def test_diverged_activations_are_refused():
     bad[2, 1] = np.nan
     with pytest.raises(ValueError, match="seed #1 hold NaN or inf"):
         layer_consistency([np.eye(5, 3), bad], n_boot=5)
+
+
+def test_the_region_of_each_layer_is_its_recorded_role(tmp_path):
+    """Names that say nothing of where a layer sits ('pixels', 'z', 'recon'):
+    the table's region comes from the roles the activation files record."""
+    import h5py
+
+    from hourglass.io import write_attrs
+
+    rng = np.random.default_rng(0)
+    names, roles = ["pixels", "h", "z", "recon"], ["input", "encoder", "bottleneck", "output"]
+    files = []
+    for seed in range(2):
+        path = tmp_path / f"seed{seed}.h5"
+        with h5py.File(path, "w") as f:
+            for name in names:
+                f.create_dataset(f"layers/{name}", data=rng.random((8, 3)).astype(np.float32))
+            write_attrs(f, layer_names=names, layer_roles=roles, seed=seed, epoch=1,
+                        variant="v", shapes={n: [3] for n in names}, model={},
+                        checkpoint="final", diverged="")
+        files.append(path)
+    run(files, {"bootstrap": 20, "ci": 0.5, "seed": 0}, tmp_path / "rc.csv", tmp_path / "mds.csv")
+    rc = read_table(tmp_path / "rc.csv")
+    assert dict(zip(rc["layer"], rc["region"])) == dict(zip(names, roles))

@@ -78,7 +78,7 @@ def settings(**training):
     return {
         "variant": "small",
         "model": dict(architecture="fc", widths=[16, 8], latent=3, bottleneck_layers=1,
-                      init="glorot_uniform"),
+                      activation="relu", latent_activation="relu", init="glorot_uniform"),
         "training": dict(loss="mse", lr=0.01, batch_size=64, max_epochs=2, patience=10) | training,
         "checkpoints": [0, 2],
     }

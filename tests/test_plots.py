@@ -8,6 +8,7 @@ import pytest
 from hourglass import plots
 
 LAYERS = ["input", "encoder1", "bottleneck1", "output"]
+REGIONS = ["input", "encoder", "bottleneck", "output"]  # of the layers' roles
 UNDEFINED = 2  # bottleneck1: RC undefined; in the measure, undefined in seed 2
 
 
@@ -27,7 +28,7 @@ def table():
         for index, layer in enumerate(LAYERS):
             rc = np.nan if index == UNDEFINED else 0.9 - 0.1 * index
             rows.append(dict(variant="latent1", epoch=epoch, layer=layer, layer_index=index,
-                             n_seeds=3, seeds_excluded=0, rc=rc, rc_sq=rc**2, rc_low=rc - 0.05,
+                             region=REGIONS[index], n_seeds=3, seeds_excluded=0, rc=rc, rc_sq=rc**2, rc_low=rc - 0.05,
                              rc_high=rc + 0.05, undefined="1 unit: correlation RDM undefined"
                              if index == UNDEFINED else ""))
     return pd.DataFrame(rows)
@@ -38,7 +39,7 @@ def measure():
     """A measure over 3 seeds x LAYERS at the final checkpoint; bottleneck1 of
     seed 2 undefined (its row and column NaN), as comparisons.compare writes it."""
     labels = pd.DataFrame([dict(variant="latent1", seed=s, epoch="final", trained_epochs=2,
-                                layer=layer, layer_index=i) for s in range(3)
+                                layer=layer, layer_index=i, region=REGIONS[i]) for s in range(3)
                            for i, layer in enumerate(LAYERS)])
     matrix = np.full((len(labels), len(labels)), 0.5)
     np.fill_diagonal(matrix, 1)
@@ -120,3 +121,29 @@ def test_reconstructions_of_variants_on_other_classes_get_a_panel_each(
     assert [ax.get_title() for ax in axes if ax.get_title()] == [str(c) for c in range(10)] + ["1", "7"]
     assert [ax.get_ylabel() for ax in axes if ax.get_ylabel()] == ["input", "small"] * 2
     assert sum(bool(ax.get_images()) for ax in axes) == 2 * 10 + 2 * 2
+
+
+def shaded(ax):
+    """{region: x of its label} of the regions labelled on `ax`, and how many are shaded."""
+    return {t.get_text(): t.get_position()[0] for t in ax.texts}, len(ax.patches)
+
+
+def test_regions_come_from_the_roles_not_the_names(table, figures):
+    """Layers whose names say nothing are shaded by the region of their role."""
+    names = {"input": "pixels", "encoder1": "h", "bottleneck1": "z", "output": "recon"}
+    plots.consistency(table.replace({"layer": names}), [])
+    labels, spans = shaded(figures[0].axes[0])
+    assert labels == {"encoder": 1, "bottleneck": 2} and spans == 2
+
+
+def test_overview_merges_architectures_by_region(table, figures):
+    """An fc variant and a linear one (input, code, output) on one axis: the
+    code sits in the bottleneck region, after the encoder."""
+    linear = table[table["layer"] != "encoder1"].replace({"layer": {"bottleneck1": "code"}})
+    linear = linear.assign(variant="linear", layer_index=linear["layer_index"].map({0: 0, 2: 1, 3: 2}))
+    layers, regions = plots.merged_layers(pd.concat([table, linear]))
+    assert layers == ["input", "encoder1", "bottleneck1", "code", "output"]
+    assert regions == ["input", "encoder", "bottleneck", "bottleneck", "output"]
+    plots.overview(pd.concat([table, linear]), None, [])
+    labels, _ = shaded(figures[0].axes[0])
+    assert labels == {"encoder": 1, "bottleneck": 2.5}

@@ -43,7 +43,8 @@ def test_every_passes_the_first_line_then_waits(monkeypatch):
 def test_training_by_hand_shows_a_bar_its_log_does_not(digits_file, tmp_path):
     """A stage run in a terminal draws the bar on stderr; under Snakemake (a log file) it does not."""
     settings = ('{"variant": "v", "model": {"architecture": "fc", "widths": [8], "latent": 2, '
-                '"bottleneck_layers": 1, "init": "glorot_uniform"}, "training": {"loss": "mse", '
+                '"bottleneck_layers": 1, "activation": "relu", "latent_activation": "relu", '
+                '"init": "glorot_uniform"}, "training": {"loss": "mse", '
                 '"lr": 0.01, "batch_size": 64, "max_epochs": 2, "patience": 5}, "checkpoints": []}')
     command = [sys.executable, "-m", "hourglass", "train", "--data", str(digits_file), "--seed", "0",
                "--settings", settings]

@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO
 from hourglass.data import DATASETS
-from hourglass.models import INITS, MODELS
+from hourglass.models import ACTIVATIONS, INITS, MODELS
 from hourglass.objectives import OBJECTIVES
 from hourglass.similarity import MEASURES
 
@@ -19,9 +19,17 @@ def test_schema_lists_the_registered_datasets():
 
 
 def test_schema_lists_the_registered_models_and_inits():
-    model = SCHEMA["$defs"]["model"]["properties"]
-    assert model["architecture"]["enum"] == list(MODELS)
-    assert model["init"]["enum"] == list(INITS)
+    model = SCHEMA["$defs"]["model"]
+    assert model["properties"]["architecture"]["enum"] == list(MODELS)
+    branches = [b["if"]["properties"]["architecture"]["const"] for b in model["allOf"]]
+    assert branches == list(MODELS), "one schema branch per architecture, in the same order"
+    assert SCHEMA["$defs"]["init"]["enum"] == list(INITS)
+
+
+def test_schema_lists_the_fc_activations():
+    fc = SCHEMA["$defs"]["model"]["allOf"][0]["then"]["properties"]
+    assert fc["activation"]["enum"] == [a for a in ACTIVATIONS if a != "linear"]
+    assert fc["latent_activation"]["enum"] == list(ACTIVATIONS)
 
 
 def test_schema_lists_the_registered_measures():

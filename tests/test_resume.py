@@ -23,7 +23,7 @@ from hourglass.activations import record
 SETTINGS = {
     "variant": "wide",
     "model": dict(architecture="fc", widths=[512, 512], latent=4, bottleneck_layers=1,
-                  init="glorot_uniform"),
+                  activation="relu", latent_activation="relu", init="glorot_uniform"),
     "training": dict(loss="mse", lr=0.0005, batch_size=16, max_epochs=4, patience=10),
     "checkpoints": [0, 2, 4],
 }

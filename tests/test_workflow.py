@@ -198,7 +198,7 @@ def test_figure_option_reruns_only_that_figure(study, tmp_path):
 
 def test_where_the_data_comes_from_reruns_only_the_config_record(study, tmp_path):
     override = tmp_path / "root.yaml"
-    override.write_text("data: {root: /elsewhere, download: true}\nmodel: {channels: [8, 8, 8]}\n")
+    override.write_text("data: {root: /elsewhere, download: true}\n")
     assert planned_jobs(study, str(override)) == Counter({CONFIG_JOB: 1})
 
 
@@ -292,6 +292,7 @@ def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module,
     ("trainig: {lr: 0.1}", "unknown key trainig; allowed here: study, data"),
     ("data: {dataset: imagenet}", "data.dataset: 'imagenet' is not known; choose one of: digits"),
     ("model: {architecture: resnet}", "model.architecture: 'resnet' is not known; choose one of: fc, conv"),
+    ("model: {channels: [8, 8, 8]}", "unknown key model.channels; allowed here: architecture, widths"),
     ("variants: {a: {model: {latent: four}}}", "variants.a.model.latent: 'four' is not of type 'integer'"),
     ("variants: {a: {model: {latent: 0}}}", "variants.a.model.latent: 0 is less than the minimum of 1"),
     ("seeds: [3]", "seeds: [3] is too short"),

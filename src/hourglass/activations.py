@@ -1,7 +1,8 @@
 """Every named layer's activations on the probe stimuli, to and from HDF5.
 
 Layout: group `layers` holds one float32 dataset per layer (stimuli x layer
-shape); the root's attributes give the layer order and shapes, the seed,
+shape); the root's attributes give the layer order, roles (hourglass.models.
+ROLES: where each layer sits, whatever its name) and shapes, the seed,
 the checkpoint and the epochs its weights were trained for, the variant and
 its model settings, the package version, and `diverged`: empty, or why the
 run diverged, in which case the file holds no layers.
@@ -16,6 +17,7 @@ import torch
 
 from hourglass.data import load_split
 from hourglass.io import atomic_path, open_h5, write_attrs
+from hourglass.models import ROLES
 from hourglass.train import EVAL_BATCH, load_checkpoint
 
 
@@ -23,12 +25,12 @@ def record(checkpoint, data, out, threads=1):
     """Run the probe set through `checkpoint` and write every layer to `out`."""
     torch.set_num_threads(threads)
     model, state = load_checkpoint(checkpoint)
-    names, batches = [], []
+    names, roles, batches = [], [], []
     if model is not None:
         x, _ = load_split(data, "probe")
         with torch.no_grad():
             batches = [model.layers(b) for b in x.split(EVAL_BATCH)]
-        names = model.layer_names
+        names, roles = model.layer_names, model.layer_roles
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layers")
         for name in names:
@@ -36,15 +38,27 @@ def record(checkpoint, data, out, threads=1):
             layers.create_dataset(name, data=act, chunks=(min(len(act), 256), *act.shape[1:]),
                                   compression="gzip", shuffle=True)
         write_attrs(
-            f, layer_names=names, shapes={n: list(layers[n].shape[1:]) for n in names},
-            seed=state["seed"], epoch=state["epoch"], variant=state["variant"],
+            f, layer_names=names, layer_roles=roles,
+            shapes={n: list(layers[n].shape[1:]) for n in names}, seed=state["seed"],
+            epoch=state["epoch"], variant=state["variant"],
             model=state["model"], checkpoint=Path(checkpoint).stem, diverged=state["diverged"],
         )
 
 
-def layer_region(name: str) -> str:
-    """input, encoder, bottleneck, decoder or output: where a layer sits."""
-    return name.rstrip("0123456789")
+def layer_regions(attrs):
+    """{layer: region} of an activation file (its describe() attributes): the
+    region (input, encoder, bottleneck, decoder, output) of each layer's role."""
+    return {name: ROLES[role] for name, role in zip(attrs["layer_names"], attrs["layer_roles"])}
+
+
+def output_layer(attrs):
+    """The name of the layer of an activation file (its attributes) whose role
+    is output: the reconstruction, whatever the model calls it."""
+    outputs = [n for n, r in zip(attrs["layer_names"], attrs["layer_roles"]) if r == "output"]
+    if not outputs:
+        raise ValueError(f"variant {attrs['variant']!r} has no layer whose role is output (its "
+                         f"layers: {', '.join(attrs['layer_names'])}); nothing to reconstruct")
+    return outputs[-1]
 
 
 def epoch_order(epochs):
@@ -61,7 +75,7 @@ def describe(path):
     """The attributes of an activations file, JSON fields decoded."""
     with open_h5(path, "activations") as f:
         attrs = dict(f.attrs)
-    for key in ("layer_names", "shapes", "model"):
+    for key in ("layer_names", "layer_roles", "shapes", "model"):
         attrs[key] = json.loads(attrs[key])
     return attrs
 

@@ -19,8 +19,8 @@ from hourglass import __version__
 from hourglass.io import FORMAT_VERSION, open_h5
 
 REWRITE = "delete it and re-run snakemake, which writes it again"
-ACTIVATION_ATTRS = ("layer_names", "shapes", "seed", "epoch", "variant", "checkpoint", "model",
-                    "diverged")
+ACTIVATION_ATTRS = ("layer_names", "layer_roles", "shapes", "seed", "epoch", "variant",
+                    "checkpoint", "model", "diverged")
 CHECKPOINT_KEYS = ("state_dict", "model", "variant", "input_shape", "seed", "epoch", "diverged")
 DATASET_SPLITS = ("train", "val", "test", "probe")
 
@@ -79,11 +79,14 @@ def activation_file(path):
                              f"{', '.join(missing)}; {REWRITE}")
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
         try:
-            for key in ("layer_names", "shapes", "model"):
+            for key in ("layer_names", "layer_roles", "shapes", "model"):
                 attrs[key] = json.loads(attrs[key])
         except (TypeError, ValueError) as error:
             raise InputError(f"activations file {path}: attribute {key!r} is not valid "
                              f"JSON ({error}); {REWRITE}") from error
+        roles_problem = _roles_problem(attrs["layer_names"], attrs["layer_roles"])
+        if roles_problem:
+            raise InputError(f"activations file {path}: {roles_problem}; {REWRITE}")
         if "layers" not in f:
             raise InputError(f"activations file {path} has no group 'layers'; {REWRITE}")
         problems, counts = [], {}
@@ -105,6 +108,18 @@ def activation_file(path):
     if problems:
         raise InputError("\n  - ".join(problems))
     return attrs, None if attrs["diverged"] else next(iter(counts.values()), 0)
+
+
+def _roles_problem(names, roles):
+    """What is wrong with an activation file's layer roles ('' if nothing)."""
+    from hourglass.models import ROLES
+
+    if len(roles) != len(names):
+        return f"it lists {len(names)} layers but {len(roles)} layer roles"
+    unknown = sorted({str(r) for r in roles if r not in ROLES})
+    if unknown:
+        return f"unknown layer role(s) {', '.join(unknown)} (known: {', '.join(ROLES)})"
+    return ""
 
 
 def check_activation_files(paths, layers=(), one_variant=False):

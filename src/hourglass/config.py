@@ -99,16 +99,70 @@ def data_key(setting):
     return f"{setting['dataset']}-{digest}"
 
 
-def resolve_variants(config, overrides):
-    """Each variant's model, training and data settings in full: the study's,
-    with the keys the variant's `overrides` (as written, before defaults were
-    filled in) name replaced. Written back as the variants of the effective
-    config, the same settings resolve to themselves."""
-    study = {"model": config["model"], "training": config["training"],
-             "data": data_setting(config["data"])}
-    return {name: {part: {**settings, **override.get(part, {})}
-                   for part, settings in study.items()}
-            for name, override in overrides.items()}
+def model_keys(schema, architecture):
+    """The model keys `architecture` takes: the schema's branch for it."""
+    model = schema["$defs"]["model"]
+    keys = list(model["properties"])
+    for branch in model["allOf"]:
+        if branch["if"]["properties"]["architecture"]["const"] == architecture:
+            keys += list(branch["then"]["properties"])
+    return keys
+
+
+def architecture_of(model, schema):
+    """The architecture a model's settings (as written) name, or the default."""
+    default = schema["$defs"]["model"]["properties"]["architecture"]["default"]
+    return model.get("architecture", default)
+
+
+# The parts of a variant resolved from the study's: an error in a key the
+# variant inherits is the study's, named there (see inherited()).
+VARIANT_PARTS = ("model", "training", "data")
+
+
+def resolve_variants(config, schema):
+    """Each variant's model, training and data settings as written in full:
+    the study's, with the keys the variant names replaced. A variant's model
+    keeps only those of the study's model keys that its architecture (its
+    own, else the study's) takes, so a variant that switches architecture
+    inherits no key of another. Run on a config as written (defaults are
+    filled in afterwards, per variant, by its architecture); written back as
+    the variants of the effective config, the same settings resolve to
+    themselves. Parts that are not mappings are left as written, for the
+    schema to name."""
+    def study_keys(part, own):
+        """The study's keys of `part` that a variant writing `own` there takes
+        on: those its part takes. A key the study may not have is the study's
+        error, named there once; data's root and download are the study's
+        alone (not keys of a data setting)."""
+        study = config.get(part, {})
+        keys = (model_keys(schema, architecture_of({**study, **own}, schema)) if part == "model"
+                else schema["$defs"][part]["properties"])
+        return {k: v for k, v in study.items() if k in keys}
+
+    def resolved(override):
+        if not isinstance(override, dict):
+            return override
+        out = dict(override)
+        for part in VARIANT_PARTS:
+            own = out.get(part, {})
+            if isinstance(own, dict) and isinstance(config.get(part, {}), dict):
+                out[part] = {**study_keys(part, own), **own}
+        return out
+
+    variants = config.get("variants")
+    if not isinstance(variants, dict):
+        return variants
+    return {name: resolved(override) for name, override in variants.items()}
+
+
+def inherited(error, config):
+    """Whether `error`, found in a variant's resolved settings, is about a key
+    the variant did not write: the study's key, whose own error names it there."""
+    path = list(error.absolute_path)
+    if len(path) < 4 or path[0] != "variants" or path[2] not in VARIANT_PARTS:
+        return False
+    return path[3] not in config["variants"][path[1]].get(path[2], {})
 
 
 def load_schema(path):
@@ -118,10 +172,23 @@ def load_schema(path):
 
 def describe_error(error, root):
     """One line per problem: where in the config, what is wrong, what is allowed
-    (`root`: the whole schema, which `$ref`s point into)."""
+    (`root`: the whole schema, which `$ref`s point into); None where another
+    error says it."""
     where = ".".join(str(p) for p in error.absolute_path)
     prefix = f"{where}: " if where else ""
     schema = error.schema
+    if error.validator == "unevaluatedProperties" and schema == root["$defs"]["model"]:
+        # a model key its architecture does not take
+        architecture = architecture_of(error.instance, root)
+        if architecture not in root["$defs"]["model"]["properties"]["architecture"]["enum"]:
+            return None  # the enum's error says so; no branch's keys to list
+        allowed = model_keys(root, architecture)
+        unknown = [k for k in error.instance if k not in allowed]
+        if not unknown:  # a key of the branch that failed it: its own error names it
+            return None
+        keys = ", ".join(f"{where}.{k}" for k in unknown)
+        return (f"unknown key {keys}; allowed here: {', '.join(allowed)} (the keys of "
+                f"architecture {architecture})")
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         allowed = allowed_keys(schema, root)
         unknown = [k for k in error.instance if k not in allowed]
@@ -186,11 +253,15 @@ StrictValidator = validators.extend(
 def check_config(config, schema_path):
     """Raise ConfigError listing every problem of `config`, or return None."""
     schema = load_schema(schema_path)
-    errors = sorted(StrictValidator(schema).iter_errors(config),
+    resolved = config
+    if "variants" in config:  # as their jobs get them; missing, they are the schema's to name
+        resolved = {**config, "variants": resolve_variants(config, schema)}
+    errors = sorted(StrictValidator(schema).iter_errors(resolved),
                     key=lambda e: [str(p) for p in e.absolute_path])
-    problems = ([describe_error(e, schema) for e in errors]
+    described = (describe_error(e, schema) for e in errors if not inherited(e, config))
+    problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
-                + findings_problems(config, schema))
+                + loss_problems(config, schema) + findings_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -259,6 +330,24 @@ def findings_problems(config, schema):
 
     enabled = config.get("analyses", schema["properties"]["analyses"]["default"])
     return [p for finding in config.get("findings", []) for p in check_finding(finding, enabled)]
+
+
+def loss_problems(config, schema):
+    """Variants whose training.loss is bce but whose model's output is not held
+    in [0, 1] (linear, pca): binary cross-entropy is undefined outside it, so
+    their losses would be no numbers at all (torch refuses to compute them)."""
+    default = schema["$defs"]["training"]["properties"]["loss"]["default"]
+    variants = resolve_variants(config, schema)
+    bce = {name: architecture_of(variant["model"], schema) for name, variant in variants.items()
+           if variant["training"].get("loss", default) == "bce"}
+    if not bce:
+        return []
+    from hourglass.models import MODELS  # torch: only when a variant asks for bce
+
+    return [f"variants.{name}.training.loss: bce is undefined for a reconstruction outside "
+            f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
+            "variant training: {loss: mse}"
+            for name, architecture in bce.items() if not MODELS[architecture].unit_output]
 
 
 def write_effective_config(config, path):

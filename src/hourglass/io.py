@@ -14,7 +14,10 @@ from hourglass import __version__
 # it whenever a reader of this version could not read what an older version
 # wrote, or the reverse; files of another format are refused with a message
 # naming the file, its writer and what to do (hourglass.checks.check_format).
-FORMAT_VERSION = 1
+# 2: activation files record each layer's role (layer_roles); checkpoints'
+# model settings hold every key of their architecture (fc: activation,
+# latent_activation).
+FORMAT_VERSION = 2
 
 
 @contextlib.contextmanager

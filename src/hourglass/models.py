@@ -1,22 +1,42 @@
 """Architecture registry. Every model is a chain of named stages whose
-outputs are the layers recorded: input, encoder..., bottleneck..., decoder...,
-output."""
+outputs are the layers recorded, each with a role (ROLES): what the layer is
+for, and where the figures place it. Names are only labels."""
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
+import torch
 from torch import nn
+from torch.nn import functional as F
+
+# The roles a recorded layer may play, each with the region of the network
+# the figures shade it in. A new kind of layer (a VAE's mean, log-variance
+# and sampled code, a classifier's logits) is a new entry here.
+ROLES = {"input": "input", "encoder": "encoder", "bottleneck": "bottleneck",
+         "decoder": "decoder", "output": "output"}
 
 
 class Autoencoder(nn.Module):
-    """An encoder-decoder as an ordered chain of named stages."""
+    """An encoder-decoder as an ordered chain of named stages, each with a role."""
 
     def __init__(self, stages):
         super().__init__()
-        self.stages = nn.ModuleDict(stages)
+        unknown = {role for _, role, _ in stages if role not in ROLES}
+        if unknown:
+            raise ValueError(f"unknown layer role(s) {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(ROLES)} (hourglass.models.ROLES)")
+        self.stages = nn.ModuleDict((name, module) for name, _, module in stages)
+        self.roles = [role for _, role, _ in stages]
 
     @property
     def layer_names(self):
         return ["input", *self.stages]
+
+    @property
+    def layer_roles(self):
+        """The role of each of layer_names, in the same order."""
+        return ["input", *self.roles]
 
     def forward(self, x):
         for stage in self.stages.values():
@@ -31,24 +51,39 @@ class Autoencoder(nn.Module):
             out[name] = x
         return out
 
+    def by_role(self, x):
+        """The layers for input `x` of each role one layer alone plays (input,
+        output), keyed by role: what an objective reads, whatever the model
+        names it (PCA's output is its `reconstruction`)."""
+        roles = self.layer_roles
+        return {role: layer for role, layer in zip(roles, self.layers(x).values())
+                if roles.count(role) == 1}
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
+
 
 def _fc(settings, input_shape):
     """784-512-256-128-64-[b]xk-64-128-256-512-784 (Durbha et al. 2022), with the
-    widths, latent size b and bottleneck depth k taken from `settings`."""
+    widths, latent size b, bottleneck depth k, and the activation of the hidden
+    layers (`activation`) and of the code (`latent_activation`) taken from
+    `settings`; the output is a sigmoid."""
     n_in = math.prod(input_shape)
     widths, latent, k = settings["widths"], settings["latent"], settings["bottleneck_layers"]
+    hidden, code = ACTIVATIONS[settings["activation"]], ACTIVATIONS[settings["latent_activation"]]
     stages, prev = [], n_in
     for i, width in enumerate(widths, 1):
         layers = [nn.Flatten()] if i == 1 else []
-        stages.append((f"encoder{i}", nn.Sequential(*layers, nn.Linear(prev, width), nn.ReLU())))
+        stages.append((f"encoder{i}", "encoder",
+                       nn.Sequential(*layers, nn.Linear(prev, width), hidden())))
         prev = width
     for i in range(1, k + 1):
-        stages.append((f"bottleneck{i}", nn.Sequential(nn.Linear(prev, latent), nn.ReLU())))
+        stages.append((f"bottleneck{i}", "bottleneck", nn.Sequential(nn.Linear(prev, latent), code())))
         prev = latent
     for i, width in enumerate(reversed(widths), 1):
-        stages.append((f"decoder{i}", nn.Sequential(nn.Linear(prev, width), nn.ReLU())))
+        stages.append((f"decoder{i}", "decoder", nn.Sequential(nn.Linear(prev, width), hidden())))
         prev = width
-    stages.append(("output", nn.Sequential(
+    stages.append(("output", "output", nn.Sequential(
         nn.Linear(prev, n_in), nn.Sigmoid(), nn.Unflatten(1, tuple(input_shape)))))
     return stages
 
@@ -67,39 +102,134 @@ def _conv(settings, input_shape):
         return nn.Conv2d(a, b, kernel_size=3, padding=1)
 
     stages = [
-        ("encoder1", nn.Sequential(conv(c_in, c1), nn.ReLU(), nn.MaxPool2d(2))),
-        ("encoder2", nn.Sequential(conv(c1, c2), nn.ReLU(), nn.MaxPool2d(2))),
-        ("encoder3", nn.Sequential(conv(c2, c3), nn.ReLU())),
+        ("encoder1", "encoder", nn.Sequential(conv(c_in, c1), nn.ReLU(), nn.MaxPool2d(2))),
+        ("encoder2", "encoder", nn.Sequential(conv(c1, c2), nn.ReLU(), nn.MaxPool2d(2))),
+        ("encoder3", "encoder", nn.Sequential(conv(c2, c3), nn.ReLU())),
     ]
     prev = n_inner
     for i in range(1, k + 1):
         layers = [nn.Flatten()] if i == 1 else []
-        stages.append((f"bottleneck{i}", nn.Sequential(*layers, nn.Linear(prev, latent), nn.ReLU())))
+        stages.append((f"bottleneck{i}", "bottleneck",
+                       nn.Sequential(*layers, nn.Linear(prev, latent), nn.ReLU())))
         prev = latent
     stages += [
-        ("decoder1", nn.Sequential(nn.Linear(latent, n_inner), nn.ReLU(), nn.Unflatten(1, inner))),
-        ("decoder2", nn.Sequential(conv(c3, c2), nn.ReLU(), nn.Upsample(scale_factor=2))),
-        ("decoder3", nn.Sequential(conv(c2, c1), nn.ReLU(), nn.Upsample(scale_factor=2))),
-        ("output", nn.Sequential(conv(c1, c_in), nn.Sigmoid())),
+        ("decoder1", "decoder",
+         nn.Sequential(nn.Linear(latent, n_inner), nn.ReLU(), nn.Unflatten(1, inner))),
+        ("decoder2", "decoder", nn.Sequential(conv(c3, c2), nn.ReLU(), nn.Upsample(scale_factor=2))),
+        ("decoder3", "decoder", nn.Sequential(conv(c2, c1), nn.ReLU(), nn.Upsample(scale_factor=2))),
+        ("output", "output", nn.Sequential(conv(c1, c_in), nn.Sigmoid())),
     ]
     return stages
 
 
-MODELS = {"fc": _fc, "conv": _conv}
+class TiedDecoder(nn.Module):
+    """The transpose of `encoder`'s weight, plus a bias of its own. The weight
+    is the encoder's very Parameter, so the optimiser sees it once and every
+    step keeps the two tied."""
+
+    def __init__(self, encoder: nn.Linear, output_shape):
+        super().__init__()
+        self.weight = encoder.weight
+        self.bias = nn.Parameter(torch.zeros(encoder.in_features))
+        self.unflatten = nn.Unflatten(1, tuple(output_shape))
+
+    def forward(self, code):
+        return self.unflatten(F.linear(code, self.weight.T, self.bias))
+
+
+def _linear(settings, input_shape):
+    """A linear autoencoder with tied weights (Baldi & Hornik 1989; the latent
+    study's "PCA as a linear autoencoder"): code = W x + b, output = Wᵀ code + c,
+    no activations. The biases let it learn the data's mean, so that its
+    optimum spans the principal subspace of the centred data, PCA's (without
+    them it would span that of the uncentred second moments)."""
+    encoder = nn.Linear(math.prod(input_shape), settings["latent"])
+    return [("code", "bottleneck", nn.Sequential(nn.Flatten(), encoder)),
+            ("output", "output", TiedDecoder(encoder, input_shape))]
+
+
+class Projection(nn.Module):
+    """PCA's projection, held as buffers (fitted, not trained): onto the rows V
+    of `components`, x -> (x - mean) Vᵀ; or, given `output_shape`, back from
+    them, code -> code V + mean, as images of that shape."""
+
+    def __init__(self, components, mean, output_shape=None):
+        super().__init__()
+        self.register_buffer("components", components)
+        self.register_buffer("mean", mean)
+        self.output_shape = None if output_shape is None else tuple(output_shape)
+
+    def forward(self, x):
+        if self.output_shape is None:
+            return (x.flatten(1) - self.mean) @ self.components.T
+        return (x @ self.components + self.mean).unflatten(1, self.output_shape)
+
+
+def _pca(settings, input_shape):
+    """Exact PCA with `latent` components, fitted by _fit_pca; its code and
+    reconstruction share one pair of buffers (components, mean)."""
+    n_in = math.prod(input_shape)
+    components, mean = torch.zeros(settings["latent"], n_in), torch.zeros(n_in)
+    return [("code", "bottleneck", Projection(components, mean)),
+            ("reconstruction", "output", Projection(components, mean, input_shape))]
+
+
+def _fit_pca(model, x_train):
+    """Fit the pca model to the training images by SVD of the centred data:
+    the components are the leading right singular vectors (signs made
+    deterministic: the largest entry of each is positive)."""
+    x = x_train.flatten(1).double()
+    mean = x.mean(0)
+    code = model.stages["code"]
+    if code.components.shape[0] > min(x.shape):
+        raise ValueError(f"pca: {code.components.shape[0]} components asked (model.latent), but "
+                         f"the {len(x)} training images of {x.shape[1]} values span at most "
+                         f"{min(x.shape)}; lower model.latent")
+    _, _, vt = torch.linalg.svd(x - mean, full_matrices=False)
+    vt = vt[:code.components.shape[0]]
+    signs = torch.sign(vt.gather(1, vt.abs().argmax(1, keepdim=True)))
+    code.components.copy_(vt * signs)
+    code.mean.copy_(mean)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model of the registry: `build(settings, input_shape)` gives its
+    stages as (name, role, module); `fit(model, x_train)`, where given, sets
+    its weights from the training images in closed form, instead of training.
+    `unit_output`: its output lies in [0, 1] (a sigmoid), which training.loss
+    bce needs; the config refuses bce for a model whose output does not."""
+
+    build: Callable
+    fit: Callable | None = None
+    unit_output: bool = True
+
+
+MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv),
+          "linear": Architecture(_linear, unit_output=False),
+          "pca": Architecture(_pca, fit=_fit_pca, unit_output=False)}
+
+
+def architecture(name) -> Architecture:
+    """The registry's entry `name` (model.architecture), or ValueError naming the known ones."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
+
 
 INITS = {"glorot_uniform": nn.init.xavier_uniform_, "glorot_normal": nn.init.xavier_normal_}
 
 
 def build_model(settings, input_shape) -> Autoencoder:
-    """The autoencoder `settings` describe, initialised from torch's current RNG."""
-    architecture = settings["architecture"]
-    if architecture not in MODELS:
-        raise ValueError(f"unknown model {architecture!r}; known: {', '.join(MODELS)}")
-    if settings["init"] not in INITS:
-        raise ValueError(f"unknown init {settings['init']!r}; known: {', '.join(INITS)}")
-    model = Autoencoder(MODELS[architecture](settings, input_shape))
+    """The autoencoder `settings` describe, initialised from torch's current RNG
+    (pca has no `init`: its buffers are fitted)."""
+    entry = architecture(settings["architecture"])
+    init = settings.get("init")
+    if init is not None and init not in INITS:
+        raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
+    model = Autoencoder(entry.build(settings, input_shape))
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
-            INITS[settings["init"]](module.weight)
+        if init is not None and isinstance(module, (nn.Linear, nn.Conv2d)):
+            INITS[init](module.weight)
             nn.init.zeros_(module.bias)
     return model

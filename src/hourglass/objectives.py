@@ -3,9 +3,10 @@
 An objective turns one minibatch into named terms: scalar tensors, each a mean
 over the batch's images, among them `loss`, the one the optimiser minimises.
 Training runs the model (an objective never does): on `inputs(batch)` — the
-clean images, or a corruption of them — and hands the recorded layers (the
-dict `Autoencoder.layers` returns) with the batch to `terms`. Every term
-becomes a metrics.csv column per split (train_loss, val_recon, ...).
+clean images, or a corruption of them — and hands its layers, keyed by role
+(`Autoencoder.by_role`: `output` is the reconstruction whatever the model
+names it), with the batch to `terms`. Every term becomes a metrics.csv column
+per split (train_loss, val_recon, ...).
 
 A new objective is one entry: a function of its options (typed by their
 annotations, the schema's `training.objective` branch of the same name) that
@@ -46,7 +47,7 @@ def clean(batch):
 
 @dataclass(frozen=True)
 class Loss:
-    """terms: (layers, batch) -> {name: scalar tensor}, `loss` among them;
+    """terms: (layers by role, batch) -> {name: scalar tensor}, `loss` among them;
     inputs: batch -> what the model is run on."""
 
     terms: Callable[[dict, Batch], dict[str, torch.Tensor]]

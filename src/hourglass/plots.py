@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hourglass.activations import describe, epoch_order, layer_region  # noqa: E402
+from hourglass.activations import epoch_order, output_layer  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
@@ -49,9 +49,9 @@ def epoch_colours(epochs):
     return {e: colours[e] for e in ordered}
 
 
-def shade_regions(ax, layers):
-    """Shade the encoder, bottleneck and decoder layers and label them on top."""
-    regions = [layer_region(layer) for layer in layers]
+def shade_regions(ax, regions):
+    """Shade the encoder, bottleneck and decoder layers (`regions`: each
+    layer's region, in axis order) and label them on top."""
     for region, colour in REGION_SHADE.items():
         idx = [i for i, r in enumerate(regions) if r == region]
         if idx:
@@ -65,6 +65,13 @@ def layer_axis(ax, layers):
     ax.set_xlim(-0.5, len(layers) - 0.5)
 
 
+def layer_order(rows):
+    """The layers of one network's table rows in order, and their regions
+    (the tables' `region` column, from the layers' roles)."""
+    layers = rows.sort_values("layer_index").drop_duplicates("layer")
+    return list(layers["layer"]), list(layers["region"])
+
+
 def layer_panels(table):
     """A figure with a panel per variant whose x axis is its layers, regions
     shaded: the figure, its axes, and (axis, variant, rows, layers) per panel."""
@@ -74,8 +81,8 @@ def layer_panels(table):
     panels = []
     for ax, variant in zip(axes[0], variants):
         rows = table[table["variant"] == variant]
-        layers = list(rows.sort_values("layer_index")["layer"].drop_duplicates())
-        shade_regions(ax, layers)
+        layers, regions = layer_order(rows)
+        shade_regions(ax, regions)
         layer_axis(ax, layers)
         panels.append((ax, variant, rows, layers))
     return fig, axes, panels
@@ -262,16 +269,15 @@ def reconstruction_panels(inputs):
         files.setdefault(data, []).append(path)
     panels = []
     for data, activation_files in files.items():
-        # one data file's activations hold its probe images: check them together
-        check_activation_files(activation_files, layers=["output"])
         x, y = load_split(data, "probe")
         with open_h5(data, "dataset") as f:
             classes = read_json_attr(f, "classes")
         outputs = {}
-        for path in activation_files:
-            attrs = describe(path)
+        # one data file's activations hold its probe images: check them together
+        for path, attrs in zip(activation_files, check_activation_files(activation_files)):
             with open_h5(path, "activations") as f:
-                outputs[attrs["variant"]] = None if attrs["diverged"] else f["layers/output"][()]
+                outputs[attrs["variant"]] = (None if attrs["diverged"]
+                                             else f["layers"][output_layer(attrs)][()])
         panels.append((x.numpy(), y.numpy(), classes, outputs))
     return panels
 
@@ -547,16 +553,21 @@ def silhouette_by_variant(silhouettes, baselines, paths, dpi=150):
 REGION_ORDER = ["input", "encoder", "bottleneck", "decoder", "output"]
 
 
-def merged_layers(layer_lists):
-    """One layer order for variants whose layers may differ (other widths or
-    bottleneck depths): input, encoder1..., bottleneck1..., decoder1..., output,
-    so that layers of the same name share a position on a common axis."""
-    def key(layer):
-        region = layer_region(layer)
-        rank = REGION_ORDER.index(region) if region in REGION_ORDER else len(REGION_ORDER)
-        number = layer[len(region):]
-        return rank, int(number) if number else 0
-    return sorted({layer for layers in layer_lists for layer in layers}, key=key)
+def merged_layers(table):
+    """One layer order for variants whose layers may differ (other widths,
+    bottleneck depths or architectures): by region (input, encoder,
+    bottleneck, decoder, output), then by place within the region, then by
+    name, so that layers of the same name share a position on a common axis.
+    The layers and their regions."""
+    place = {}
+    for _, rows in table.groupby("variant", sort=False):
+        layers, regions = layer_order(rows)
+        for i, (layer, region) in enumerate(zip(layers, regions)):
+            rank = REGION_ORDER.index(region) if region in REGION_ORDER else len(REGION_ORDER)
+            key = (rank, i - regions.index(region), layer)
+            place[layer] = min(place.get(layer, (key,))[0], key), region
+    merged = sorted(place, key=lambda layer: place[layer][0])
+    return merged, [place[layer][1] for layer in merged]
 
 
 def across_seeds(matrix, labels, epoch, layers):
@@ -577,16 +588,14 @@ def overview(table, measure, paths, dpi=150):
     every variant on one axis and, if a measure is given as (name, matrix,
     labels), that measure between the same layer of different seeds."""
     variants = list(dict.fromkeys(table["variant"]))
-    layers = merged_layers(
-        table[table["variant"] == v].sort_values("layer_index")["layer"].drop_duplicates()
-        for v in variants)
+    layers, regions = merged_layers(table)
     position = {layer: i for i, layer in enumerate(layers)}
     colours = dict(zip(variants, PALETTE * (len(variants) // len(PALETTE) + 1)))
     fig, axes = plt.subplots(1, 2 if measure else 1, figsize=(9.6 if measure else 5.2, 3.9),
                              squeeze=False, sharey=False, layout="constrained")
     axes = axes[0]
     for ax in axes:
-        shade_regions(ax, layers)
+        shade_regions(ax, regions)
         layer_axis(ax, layers)
         ax.axhline(0, color="grey", lw=0.5)
     ax = axes[0]

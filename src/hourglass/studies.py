@@ -44,16 +44,23 @@ seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2
 # 0 = untrained. Where training ends earlier, a checkpoint holds the final weights.
 checkpoints: [0]
 
-model:                   # every variant's model, unless the variant overrides a key
+# Every variant's model, unless the variant overrides a key. Each architecture
+# takes its own keys (another's is an error): fc all below but channels; conv
+# channels, latent, bottleneck_layers, init; linear (a tied linear autoencoder)
+# latent, init; pca (exact PCA, fitted, not trained) latent. A variant that
+# sets another architecture keeps only the keys here that its architecture takes.
+model:
   architecture: fc       # fc: fully connected; conv: convolutional (images whose sides divide by 4)
   widths: [64, 48, 32, 16]   # fc encoder widths, mirrored by the decoder
   # channels: [32, 64, 128]  # conv encoder channels, mirrored by the decoder
-  latent: 16             # units in each bottleneck layer
+  latent: 16             # units in each bottleneck layer (pca: components kept)
   bottleneck_layers: 1   # bottleneck layers of `latent` units each
+  activation: relu       # of the encoder and decoder layers, or tanh
+  latent_activation: relu  # of the bottleneck layers, or tanh, or linear (none)
   init: glorot_uniform   # or glorot_normal
 
 training:                # every variant's training, unless the variant overrides a key
-  loss: mse              # or bce: the reconstruction term
+  loss: mse              # or bce: the reconstruction term (bce: fc and conv only)
   objective:             # what training minimises
     name: reconstruction # or denoising, which takes noise_std:
     # noise_std: 0.3     # denoising: standard deviation of the Gaussian noise

@@ -25,7 +25,7 @@ import torch
 from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
-from hourglass.models import build_model
+from hourglass.models import architecture, build_model
 from hourglass.objectives import Batch, objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
@@ -138,7 +138,7 @@ def evaluate(model, loss, x, y, step, recon):
     with torch.no_grad():
         for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH)):
             batch = Batch(xb, yb, step, recon, noise)
-            add_terms(totals, loss.terms(model.layers(loss.inputs(batch)), batch), len(xb))
+            add_terms(totals, loss.terms(model.by_role(loss.inputs(batch)), batch), len(xb))
     return {name: total / len(x) for name, total in totals.items()}
 
 
@@ -185,7 +185,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     (early stopping or max_epochs) before a checkpoint's epoch, that
     checkpoint holds the final weights; its `epoch` says how many epochs they
     had. Trains on `settings["training"]["device"]` ("cpu", the default, or
-    "cuda"; see pick_device).
+    "cuda"; see pick_device). A model whose architecture is fitted in closed
+    form (pca) is not trained: see fitted().
 
     A loss or weights that stop being finite raise FloatingPointError, or with
     `on_divergence="exclude"` end the run as diverged: the checkpoints not yet
@@ -193,6 +194,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     metrics.csv ends with the non-finite epoch.
     """
     torch.set_num_threads(threads)
+    fit = architecture(settings["model"]["architecture"]).fit
+    if fit is not None:  # weights in closed form (pca): nothing to train
+        return fitted(fit, data, settings, seed, Path(out_dir), log)
     seed_everything(seed)
     training, out_dir = settings["training"], Path(out_dir)
     work = out_dir / RESUME_DIR
@@ -258,7 +262,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
             idx = idx.to(device)
             batch = Batch(x_train[idx], y_train[idx], (epoch - 1) * steps_per_epoch + step - 1,
                           recon, noise)
-            terms = loss.terms(model.layers(loss.inputs(batch)), batch)
+            terms = loss.terms(model.by_role(loss.inputs(batch)), batch)
             optimizer.zero_grad()
             terms["loss"].backward()
             optimizer.step()
@@ -307,6 +311,35 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
     return progress["rows"]
+
+
+def fitted(fit, data, settings, seed, out_dir, log):
+    """train() for a model whose weights come from the training images in
+    closed form (`fit`, e.g. PCA's SVD): every checkpoint holds the fitted
+    weights (0 epochs of training), and metrics.csv one row, epoch 0, with
+    the columns a trained model's has: each term of the objective for the
+    fitted model on each split, then the seconds fitting and evaluating took.
+    Deterministic, so the seed changes nothing."""
+    start = time.perf_counter()
+    splits = {split: load_split(data, split) for split in SPLITS}
+    x_train = splits["train"][0]
+    input_shape = tuple(x_train.shape[1:])
+    model = build_model(settings["model"], input_shape)
+    fit(model, x_train)
+    training = settings["training"]
+    loss = objective_loss(training.get("objective", DEFAULT_OBJECTIVE))
+    row = {"epoch": 0}
+    for split in SPLITS:
+        row.update(split_columns(split, evaluate(model, loss, *splits[split], 0, training["loss"])))
+    row["seconds"] = time.perf_counter() - start
+    log(f"fitted {settings['model']['architecture']}: train {row['train_loss']:.5f}  "
+        f"val {row['val_loss']:.5f}")
+    work = out_dir / RESUME_DIR
+    names = [f"epoch{e}" for e in sorted(settings["checkpoints"])] + ["final"]
+    for name in names:
+        save_checkpoint(work / f"{name}.pt", model.state_dict(), settings, input_shape, seed, 0)
+    publish(work, out_dir, names, settings["variant"], seed, [row])
+    return [row]
 
 
 def check_finite(model, settings, seed, rows):

@@ -1,5 +1,4 @@
 # Config validation, the study's paths, and what each rule's params hold.
-import copy
 import re
 import shlex
 import sys
@@ -13,20 +12,25 @@ SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
 from hourglass.analyses.registry import ANALYSES
 from hourglass.findings import FINDINGS
-from hourglass.config import check_config, check_measures, data_key, resolve_variants
+from hourglass.config import (
+    check_config,
+    check_measures,
+    data_key,
+    load_schema,
+    resolve_variants,
+)
 from hourglass.io import remove_temporaries
 from hourglass.stages import code_hash
 
 # Every problem, named by its key, before anything runs.
-check_config(
-    config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-)
-# Variants override only the keys they name: keep them as written, before
-# validation fills every default into them too, then record each variant's
-# settings in full, as its jobs receive them (and results/{study}/config.yaml).
-written_variants = copy.deepcopy(config["variants"])
+SCHEMA_FILE = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+check_config(config, SCHEMA_FILE)
+# Variants override only the keys they name: resolve each from the config as
+# written, then validation fills in the defaults of each variant's own
+# architecture. Each variant's settings are then in full, as its jobs receive
+# them (and results/{study}/config.yaml records them).
+config["variants"] = resolve_variants(config, load_schema(SCHEMA_FILE))
 validate(config, "../schemas/config.schema.yaml")
-config["variants"] = resolve_variants(config, written_variants)
 
 check_measures(config["similarity"]["measures"])
 
@@ -78,16 +82,6 @@ wildcard_constraints:
     data="|".join(map(re.escape, DATA_SETTINGS)),
 
 
-# The model keys each architecture ignores: editing them re-trains nothing.
-IGNORED_MODEL_KEYS = {"fc": ["channels"], "conv": ["widths"]}
-
-
-def architecture_keys(model):
-    """The model settings less those its architecture ignores."""
-    ignored = IGNORED_MODEL_KEYS.get(model["architecture"], [])
-    return {k: v for k, v in model.items() if k not in ignored}
-
-
 def variant_training(variant):
     return dict(config["variants"][variant]["training"])
 
@@ -99,7 +93,7 @@ def variant_settings(variant):
     training.pop("on_divergence")
     return {
         "variant": variant,
-        "model": architecture_keys(config["variants"][variant]["model"]),
+        "model": config["variants"][variant]["model"],
         "training": training,
         "checkpoints": sorted(config["checkpoints"]),
     }

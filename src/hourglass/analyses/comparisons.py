@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hourglass.activations import checkpoint_epoch, read_layer, without_diverged
+from hourglass.activations import checkpoint_epoch, layer_regions, read_layer, without_diverged
 from hourglass.checks import check_activation_files
 from hourglass.io import write_matrix, write_table
 from hourglass.progress import every, log_line
@@ -27,10 +27,12 @@ def representations(described):
     of activation files given as {path: describe(path)}."""
     rows, loaders = [], []
     for path, attrs in described.items():
+        regions = layer_regions(attrs)
         for index, layer in enumerate(attrs["layer_names"]):
             rows.append(dict(variant=attrs["variant"], seed=int(attrs["seed"]),
                              epoch=checkpoint_epoch(attrs["checkpoint"]),
-                             trained_epochs=int(attrs["epoch"]), layer=layer, layer_index=index))
+                             trained_epochs=int(attrs["epoch"]), layer=layer, layer_index=index,
+                             region=regions[layer]))
             loaders.append(lambda path=path, layer=layer: read_layer(path, layer))
     return pd.DataFrame(rows), loaders
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import checkpoint_epoch, layer_region, read_layer, without_diverged
+from hourglass.activations import checkpoint_epoch, layer_regions, read_layer, without_diverged
 from hourglass.checks import check_activation_files
 from hourglass.io import write_table
 from hourglass.progress import log_line
@@ -191,6 +191,7 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
     for label, seeds in runs.items():
         seeds.sort(key=lambda s: s[0])
         variant, layers = seeds[0][2]["variant"], seeds[0][2]["layer_names"]
+        regions = layer_regions(seeds[0][2])
         triangles, constants, reasons = [], [], []
         for index, layer in enumerate(layers):
             acts = [read_layer(path, layer) for _, path, _ in seeds]
@@ -204,7 +205,7 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
             reasons += [constant_rdm_reason(acts[0].shape[1]) if c else "" for c in constant]
             consistency.append(dict(
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
-                region=layer_region(layer), n_seeds=len(seeds), seeds_excluded=len(diverged),
+                region=regions[layer], n_seeds=len(seeds), seeds_excluded=len(diverged),
                 **stats,
                 trained_epochs_min=min(int(s[2]["epoch"]) for s in seeds),
                 trained_epochs_max=max(int(s[2]["epoch"]) for s in seeds),

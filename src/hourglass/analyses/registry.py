@@ -56,7 +56,8 @@ ANALYSES = {
         run="hourglass.analyses.consistency:run",
         # its options live under `similarity:`, beside the measures that share them
         settings=lambda config: {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")},
-        modules=("analyses/consistency.py", "similarity", "activations.py", "io.py"),
+        # models.py: the regions of the layers' roles (ROLES)
+        modules=("analyses/consistency.py", "similarity", "activations.py", "models.py", "io.py"),
         figures={
             "consistency": Figure("RC per layer and checkpoint", "3. Consistency",
                                   ("consistency",), "consistency"),
@@ -71,7 +72,8 @@ ANALYSES = {
         tables=("silhouettes", "samples", "baselines", "layouts", "spread", "codes"),
         run="hourglass.analyses.latent:run",
         settings=lambda config: dict(config["analyses"]["latent"]),
-        modules=("analyses/latent.py", "similarity", "activations.py", "data.py", "io.py"),
+        modules=("analyses/latent.py", "similarity", "activations.py", "models.py", "data.py",
+                 "io.py"),
         figures={
             "silhouettes": Figure("silhouette per variant, every seed", "3. Latent structure",
                                   ("silhouettes", "baselines"), "silhouette_by_variant"),
