@@ -89,7 +89,8 @@ NO_MEASURES = "similarity: {measures: {}}\n"
     ("data: {probe_size: null}", "data.probe_size: null asks for 1000 probe images (no classes "
      "given), but 'digits' has at most 364"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
-     "allowed here: dataset, classes, val_fraction, train_size, probe_size, split_seed (overrides "
+     "allowed here: dataset, classes, val_fraction, train_size, probe_size, first, split_seed "
+     "(overrides "
      "of the study's data setting; where the data is read from (root, download) is the study's, "
      "set under data)"),
     ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
