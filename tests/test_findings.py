@@ -53,6 +53,13 @@ def test_baseline_within_the_autoencoders_range_per_data_setting():
     assert verdict("baseline_within_autoencoders", scores, baselines, variants=["a", "b"]) is True
     baselines["silhouette"] = 0.9
     assert verdict("baseline_within_autoencoders", scores, baselines, variants=["a", "b"]) is False
+    # a data setting none of the variants trained on has no say
+    other = pd.DataFrame([dict(variant="c", data="e", baseline="pca", silhouette=0.1)])
+    both = pd.concat([baselines, other])
+    assert verdict("baseline_within_autoencoders", scores, both, variants=["a", "b"]) is False
+    baselines["silhouette"] = 0.65
+    both = pd.concat([baselines, other])
+    assert verdict("baseline_within_autoencoders", scores, both, variants=["a", "b"]) is True
 
 
 def test_at_least_as_well_and_harder_pairs():

@@ -76,13 +76,15 @@ def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "
 
 
 def baseline_within_autoencoders(silhouettes, baselines, variants: list, baseline: str = "pca"):
-    """Per data setting: the baseline's silhouette lies within the range of
-    the final silhouettes of the autoencoders `variants` (every seed) trained
-    on it."""
+    """Per data setting some of `variants` trained on: the baseline's
+    silhouette lies within the range of the final silhouettes of those
+    autoencoders (every seed)."""
     parts, verdicts = [], []
     for data, own in baselines[baselines["baseline"] == baseline].groupby("data", sort=False):
-        trained = own["variant"].unique()
-        scores = final(silhouettes, [v for v in variants if v in trained])["silhouette"]
+        trained = [v for v in variants if v in set(own["variant"])]
+        if not trained:  # a data setting none of `variants` trained on
+            continue
+        scores = final(silhouettes, trained)["silhouette"]
         value = own["silhouette"].iloc[0]
         if scores.empty or scores.isna().all() or math.isnan(value):
             parts.append(f"{data}: undefined (no defined silhouettes)")
