@@ -55,6 +55,23 @@ def test_every_probe_image_of_the_kept_classes_is_scored(study):
     assert 60 <= len(one) <= 80
 
 
+def test_dead_units_of_the_input_are_the_probe_pixels_that_never_change(study):
+    """The README's example analysis, beside the latent one: digits' probe
+    images share blank border pixels, the input's dead units."""
+    from hourglass.data import load_split
+
+    out = study / "results" / "latent_tiny"
+    dead = pd.read_csv(out / "dead_units" / "dead_units.csv", dtype={"epoch": str})
+    assert len(dead) == len(VARIANTS) * len(SEEDS) * 2 * 4 - len(SEEDS) * 2 * 2  # pca: 3 layers
+    assert dead["dead"].between(0, 1).all()
+    data = next((out / "data").glob("digits-*.h5"))
+    probe = load_split(data, "probe")[0].numpy().reshape(-1, 64)
+    blank = np.mean(probe.max(axis=0) == probe.min(axis=0))
+    inputs = dead[(dead["layer"] == "input") & (dead["variant"] == "tanh")]["dead"]
+    np.testing.assert_allclose(inputs, blank)
+    assert 0 < blank < 0.5
+
+
 def test_the_pca_model_scores_what_the_analysis_pca_baseline_scores(study):
     """Two routes to the same exact PCA: the `pca` model fitted in training and
     the analysis's own baseline. Activations are stored as float32."""
@@ -70,7 +87,7 @@ def test_the_pca_model_scores_what_the_analysis_pca_baseline_scores(study):
 def test_editing_the_analysis_reruns_it_its_figures_and_findings_only(study, tmp_path):
     expected = Counter({("latent", f"variant={v}"): 1 for v in VARIANTS})
     expected.update({("gather_latent", f"table={t}"): 1 for t in TABLES})
-    expected.update({("figure", f"figure={f}"): 1 for f in FIGURES})
+    expected.update({("figure", f"figure={f}"): 1 for f in FIGURES})  # not dead_units
     expected[("findings", "")] = 1
     options = tmp_path / "options.yaml"
     options.write_text("analyses: {latent: {components: 3}}\n")

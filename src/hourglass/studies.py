@@ -29,7 +29,9 @@ study: $study            # folder name under results/: letters, digits, _ . -
 data:
   dataset: digits        # digits (offline), fashion_mnist, mnist or cifar10
   classes: null          # keep only these labels, e.g. [1, 7] (null = all)
-  first: null            # keep only the first {train: N, test: M} images, in published order (null = all)
+  first: null            # keep only the dataset's first images, in its order (null = all), e.g.
+    # train: 8000        # the first 8000 training images
+    # test: 4000         # and the first 4000 test images
   root: data             # folder of torchvision datasets (or Debian's Fashion-MNIST files)
   download: false        # let torchvision download a missing dataset (needs the network)
   val_fraction: 0.1      # of the training images, held out for early stopping
@@ -87,6 +89,7 @@ analyses:
   # latent:              # how far apart a layer's codes keep the classes: silhouettes,
     # layer: null        # of this layer (null = the last bottleneck layer), against
     # components: 2      # the raw images and an exact PCA with this many components
+  # dead_units: {}       # the share of each layer's units that never change
 
 # Claims of a paper the study reproduces, each a named check on its tables
 # with params (hourglass.findings.FINDINGS); findings.csv says what held.

@@ -83,6 +83,15 @@ ANALYSES = {
                                      ("codes",), "latent_scatter_figure"),
         },
     ),
+    "dead_units": Analysis(
+        "the share of each layer's units that give every probe image the same value",
+        folder="dead_units",
+        reads=("activations",),
+        tables=("dead_units",),
+        run="hourglass.analyses.dead_units:run",
+        settings=lambda config: {},
+        modules=("analyses/dead_units.py", "activations.py", "io.py"),
+    ),
 }
 
 
