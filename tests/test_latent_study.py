@@ -7,7 +7,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from hourglass.config import data_key
 from test_workflow import edited, planned_jobs_of, snakemake
 
 pytestmark = pytest.mark.slow
@@ -64,7 +66,8 @@ def test_dead_units_of_the_input_are_the_probe_pixels_that_never_change(study):
     dead = pd.read_csv(out / "dead_units" / "dead_units.csv", dtype={"epoch": str})
     assert len(dead) == len(VARIANTS) * len(SEEDS) * 2 * 4 - len(SEEDS) * 2 * 2  # pca: 3 layers
     assert dead["dead"].between(0, 1).all()
-    data = next((out / "data").glob("digits-*.h5"))
+    variants = yaml.safe_load((out / "config.yaml").read_text())["variants"]
+    data = out / "data" / f"{data_key(variants['tanh']['data'])}.h5"
     probe = load_split(data, "probe")[0].numpy().reshape(-1, 64)
     blank = np.mean(probe.max(axis=0) == probe.min(axis=0))
     inputs = dead[(dead["layer"] == "input") & (dead["variant"] == "tanh")]["dead"]
