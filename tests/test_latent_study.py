@@ -29,7 +29,7 @@ def study(workflow_copy):
 
 def table(study, name):
     return pd.read_csv(study / "results" / "latent_tiny" / "latent" / f"{name}.csv",
-                       dtype={"epoch": str})
+                       dtype={"epoch": str, "class": str})
 
 
 def test_every_table_figure_and_finding_is_there(study):
@@ -64,7 +64,8 @@ def test_dead_units_of_the_input_are_the_probe_pixels_that_never_change(study):
 
     out = study / "results" / "latent_tiny"
     dead = pd.read_csv(out / "dead_units" / "dead_units.csv", dtype={"epoch": str})
-    assert len(dead) == len(VARIANTS) * len(SEEDS) * 2 * 4 - len(SEEDS) * 2 * 2  # pca: 3 layers
+    layers = 4 * 5 + 2 * 3  # fc: input, encoder1, bottleneck1, decoder1, output; linear, pca: 3
+    assert len(dead) == layers * len(SEEDS) * 2
     assert dead["dead"].between(0, 1).all()
     variants = yaml.safe_load((out / "config.yaml").read_text())["variants"]
     data = out / "data" / f"{data_key(variants['tanh']['data'])}.h5"
