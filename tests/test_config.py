@@ -208,3 +208,19 @@ def test_bce_is_refused_for_a_model_whose_output_is_unbounded():
             "{loss: mse}") in message
     assert "variants.pca" not in message
     check_config(merge(TINY, yaml.safe_load("training: {loss: bce}")), SCHEMA)  # fc: a sigmoid
+
+
+@pytest.mark.parametrize("latent,expected", [
+    ({"layer": "bottleneck9"}, "analyses.latent.layer: variant 'tanh' has no layer 'bottleneck9'; "
+     "its layers are input, encoder1, bottleneck1, decoder1, output"),
+    ({"layer": "bottleneck1"}, "variant 'pca' has no layer 'bottleneck1'; its layers are input, "
+     "code, reconstruction"),
+    ({"components": 65}, "analyses.latent.components: 65 components of a PCA of 'digits' images, "
+     "which have 64 pixels; use at most 64"),
+])
+def test_a_latent_analysis_the_models_or_images_cannot_give_is_named(latent, expected):
+    config = yaml.safe_load((REPO / "tests" / "latent_tiny.yaml").read_text())
+    config["analyses"]["latent"] = latent
+    with pytest.raises(ConfigError) as error:
+        check_config(config, SCHEMA)
+    assert expected in str(error.value)

@@ -109,6 +109,17 @@ def model_keys(schema, architecture):
     return keys
 
 
+def model_defaults(schema, architecture):
+    """The defaults of the model keys `architecture` takes."""
+    model = schema["$defs"]["model"]
+    branches = [b["then"]["properties"] for b in model["allOf"]
+                if b["if"]["properties"]["architecture"]["const"] == architecture]
+    defaults = {}
+    for properties in [model["properties"], *branches]:
+        defaults.update({k: v["default"] for k, v in properties.items() if "default" in v})
+    return defaults
+
+
 def architecture_of(model, schema):
     """The architecture a model's settings (as written) name, or the default."""
     default = schema["$defs"]["model"]["properties"]["architecture"]["default"]
@@ -261,7 +272,8 @@ def check_config(config, schema_path):
     described = (describe_error(e, schema) for e in errors if not inherited(e, config))
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
-                + loss_problems(config, schema) + findings_problems(config, schema))
+                + loss_problems(config, schema) + findings_problems(config, schema)
+                + latent_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -330,6 +342,39 @@ def findings_problems(config, schema):
 
     enabled = config.get("analyses", schema["properties"]["analyses"]["default"])
     return [p for finding in config.get("findings", []) for p in check_finding(finding, enabled)]
+
+
+def latent_problems(config, schema):
+    """The latent analysis asked of a layer a variant's model does not have, or
+    for a PCA baseline of more components than the images have pixels."""
+    latent = config.get("analyses", {}).get("latent")
+    if latent is None:
+        return []
+    import math
+
+    from hourglass.data import DATASETS
+
+    problems, layer = [], latent.get("layer")
+    settings = data_settings(config, schema)
+    components = latent.get("components", 2)
+    for dataset in dict.fromkeys(setting["dataset"] for setting in settings.values()):
+        pixels = math.prod(DATASETS[dataset].image_shape)
+        if components > pixels:
+            problems.append(f"analyses.latent.components: {components} components of a PCA of "
+                            f"{dataset!r} images, which have {pixels} pixels; use at most {pixels}")
+    if layer is None:
+        return problems
+    from hourglass.models import build_model  # torch: only when a layer is named
+
+    for name, variant in resolve_variants(config, schema).items():
+        shape = DATASETS[settings[f"variants.{name}.data"]["dataset"]].image_shape
+        model = {**model_defaults(schema, architecture_of(variant["model"], schema)),
+                 **variant["model"]}
+        layers = build_model(model, shape).layer_names
+        if layer not in layers:
+            problems.append(f"analyses.latent.layer: variant {name!r} has no layer {layer!r}; its "
+                            f"layers are {', '.join(layers)} (null: the last bottleneck layer)")
+    return problems
 
 
 def loss_problems(config, schema):

@@ -174,6 +174,7 @@ class Dataset:
     # the test images of each class; where the test split is drawn (by
     # split_seed), the most it can hold
     test_counts: tuple
+    image_shape: tuple  # C x H x W
 
 
 DIGIT_NAMES = tuple(str(c) for c in range(10))
@@ -184,18 +185,18 @@ FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal"
 
 DATASETS = {
     # 20% of each class's images, rounded either way by the stratified split
-    "digits": Dataset(_digits, DIGIT_NAMES, (36, 37, 36, 37, 37, 37, 37, 36, 35, 36)),
-    "fashion_mnist": Dataset(_fashion_mnist, FASHION_NAMES, (1000,) * 10),
+    "digits": Dataset(_digits, DIGIT_NAMES, (36, 37, 36, 37, 37, 37, 37, 36, 35, 36), (1, 8, 8)),
+    "fashion_mnist": Dataset(_fashion_mnist, FASHION_NAMES, (1000,) * 10, (1, 28, 28)),
     "mnist": Dataset(_torchvision(
         "mnist", "MNIST", "set data.download: true when online, or place the raw "
         "IDX files in <data.root>/MNIST/raw/"),
         ("0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six",
          "7 - seven", "8 - eight", "9 - nine"),
-        (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)),
+        (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009), (1, 28, 28)),
     "cifar10": Dataset(_torchvision(
         "cifar10", "CIFAR10", "set data.download: true when online, or unpack "
         "cifar-10-python.tar.gz into <data.root>/ (giving cifar-10-batches-py/)"),
-        CIFAR10_NAMES, (1000,) * 10),
+        CIFAR10_NAMES, (1000,) * 10, (3, 32, 32)),
 }
 
 # With `classes` kept, every test image of theirs is a probe; of all classes, this many.
