@@ -68,6 +68,9 @@ def test_at_least_as_well_and_harder_pairs():
     assert verdict("separates_at_least_as_well", scores, pairs=[["relu", "tanh"]]) is False
     assert verdict("lower_for_harder", scores, easy=["tanh", "relu"], hard=["hard"]) is True
     assert verdict("lower_for_harder", scores, easy=["hard"], hard=["tanh"]) is False
+    dead = silhouettes({"tanh": [0.6, 0.7], "relu": [0.5, math.nan, math.nan]})
+    measured, held = FINDINGS["separates_at_least_as_well"].function(dead, pairs=[["tanh", "relu"]])
+    assert held is True and measured == "tanh 0.650 vs relu 0.500 (2 of 3 seeds undefined)"
 
 
 def test_no_gain_is_a_rank_test_over_seeds():

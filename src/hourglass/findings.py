@@ -98,11 +98,13 @@ def baseline_within_autoencoders(silhouettes, baselines, variants: list, baselin
 
 def separates_at_least_as_well(silhouettes, pairs: list, tolerance: float = 0.0):
     """For each [a, b] of `pairs`: variant a's mean final silhouette over
-    seeds is at least b's (less `tolerance`)."""
+    seeds is at least b's (less `tolerance`); seeds whose silhouette is
+    undefined are left out of the means and counted in the text."""
     parts, verdicts = [], []
     for a, b in pairs:
         mean_a, mean_b = (final(silhouettes, [v])["silhouette"].mean() for v in (a, b))
-        parts.append(f"{a} {mean_a:.3f} vs {b} {mean_b:.3f}")
+        parts.append(f"{a} {mean_a:.3f}{undefined_seeds(silhouettes, a)} vs {b} "
+                     f"{mean_b:.3f}{undefined_seeds(silhouettes, b)}")
         verdicts.append(None if math.isnan(mean_a) or math.isnan(mean_b)
                         else bool(mean_a >= mean_b - tolerance))
     return "; ".join(parts), all_held(verdicts)
@@ -150,6 +152,14 @@ def lower_for_harder(silhouettes, easy: list, hard: list):
     if any(math.isnan(m) for m in means.values()):
         return measured, None
     return measured, bool(min(means[v] for v in easy) > max(means[v] for v in hard))
+
+
+def undefined_seeds(silhouettes, variant):
+    """' (k of n seeds undefined)' where some seeds' final silhouettes are NaN
+    (left out of the means: a dead code separates nothing, but scores no 0)."""
+    scores = final(silhouettes, [variant])["silhouette"]
+    k = int(scores.isna().sum())
+    return f" ({k} of {len(scores)} seeds undefined)" if k else ""
 
 
 def all_held(verdicts):

@@ -537,7 +537,7 @@ def silhouette_by_variant(silhouettes, baselines, paths, dpi=150):
             ax.plot([x - 0.35, x + 0.35], [value] * 2, color=colour, ls=style, lw=1.5, label=label)
             undefined |= mark_undefined(ax, [x], [value], colour)
         ticks.append(f"{variant}\n({own['data'].iloc[0]})" if len(own) else variant)
-    ax.set_xticks(range(len(variants)), ticks)
+    ax.set_xticks(range(len(variants)), ticks, rotation=30, ha="right")
     ax.set_xlim(-0.6, len(variants) - 0.4)
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("silhouette score\n(Euclidean, probe images)")
