@@ -17,7 +17,7 @@ OUTPUT = torch.tensor([[[[0.5, 0.5]]], [[[1.0, 0.0]]]])
 
 def batch(loss="mse", seed=0, x=X):
     return Batch(x, torch.tensor([3, 7]), step=0, loss=loss,
-                 noise=torch.Generator().manual_seed(seed))
+                 noise=torch.Generator().manual_seed(seed), images=len(x))
 
 
 def terms(objective, layers, b):
@@ -71,7 +71,8 @@ def test_an_unknown_objective_or_option_is_named():
         objective_loss({"name": "denoising"})
     with pytest.raises(ValueError, match=r"'reconstruction' takes the options \[\], got \['beta'\]"):
         objective_loss({"name": "reconstruction", "beta": 4})
-    assert list(OBJECTIVES) == ["reconstruction", "denoising"]
+    assert list(OBJECTIVES) == ["reconstruction", "denoising", "beta_vae", "beta_tc_vae",
+                                "annealed_vae", "dip_vae_ii"]
 
 
 def settings(**training):
@@ -151,7 +152,21 @@ def test_weight_decay_reaches_adam(digits_file, tmp_path, monkeypatch):
     ("variants: {latent4: {training: {objective: {name: denoising, noise_std: 0}}}}",
      "variants.latent4.training.objective.noise_std: 0 is less than or equal to the minimum of 0"),
     ("training: {objective: {name: vae}}",
-     "training.objective.name: 'vae' is not known; choose one of: reconstruction, denoising"),
+     "training.objective.name: 'vae' is not known; choose one of: reconstruction, denoising, "
+     "beta_vae, beta_tc_vae, annealed_vae, dip_vae_ii"),
+    ("training: {objective: {name: beta_vae, beta: 4}}",
+     "variants.latent4.training.objective: beta_vae reads the model's mean, logvar, sampled, "
+     "logits layers, which fc has not; give this variant a VAE model"),
+    ("variants: {latent4: {model: {architecture: vae_conv},"
+     " training: {objective: {name: beta_vae, beta: 4}}}}",
+     "variants.latent4.model: vae_conv needs image sides divisible by 16 (64 x 64 in the "
+     "paper), got 8x8; resize the images"),
+    ("training: {objective: {name: annealed_vae, gamma: 1000, c_max: 25}}",
+     "training.objective: 'ramp_steps' is a required property (e.g. {name: annealed_vae"),
+    ("training: {objective: {name: dip_vae_ii, lambda_od: 10, lambda_d: 10, beta: 1}}",
+     "unknown key training.objective.beta; allowed here: name, lambda_od, lambda_d"),
+    ("activations: {record_from: posterior}",
+     "activations.record_from: 'posterior' is not known; choose one of: sampled, mean"),
     ("training: {weight_decay: .inf}", "training.weight_decay: inf is not of type 'number'"),
     ("training: {weight_decay: -1}", "training.weight_decay: -1 is less than the minimum of 0"),
 ])

@@ -4,8 +4,9 @@ Layout: group `layers` holds one float32 dataset per layer (stimuli x layer
 shape); the root's attributes give the layer order, roles (hourglass.models.
 ROLES: where each layer sits, whatever its name) and shapes, the seed,
 the checkpoint and the epochs its weights were trained for, the variant and
-its model settings, the package version, and `diverged`: empty, or why the
-run diverged, in which case the file holds no layers.
+its model settings, what a VAE's decoder read (`record_from`), the package
+version, and `diverged`: empty, or why the run diverged, in which case the
+file holds no layers.
 """
 
 import json
@@ -18,18 +19,28 @@ import torch
 from hourglass.data import load_split
 from hourglass.io import atomic_path, open_h5, write_attrs
 from hourglass.models import ROLES
-from hourglass.train import EVAL_BATCH, load_checkpoint
+from hourglass.train import EVAL_BATCH, RECORD_NOISE, load_checkpoint, noise_stream
+
+# What a VAE's decoder reads while the probe images are recorded: a code
+# sampled from the posterior, drawn from a stream the seed and the weights'
+# epochs fix, or the posterior's mean (the `sampled` layer is then the mean).
+RECORD_FROM = ("sampled", "mean")
 
 
-def record(checkpoint, data, out, threads=1):
+def record(checkpoint, data, out, threads=1, record_from="sampled"):
     """Run the probe set through `checkpoint` and write every layer to `out`."""
+    if record_from not in RECORD_FROM:
+        raise ValueError(f"record_from {record_from!r} is not known; choose "
+                         f"{' or '.join(RECORD_FROM)}")
     torch.set_num_threads(threads)
     model, state = load_checkpoint(checkpoint)
     names, roles, batches = [], [], []
     if model is not None:
         x, _ = load_split(data, "probe")
+        noise = (noise_stream(state["seed"], RECORD_NOISE, state["epoch"])
+                 if record_from == "sampled" else None)
         with torch.no_grad():
-            batches = [model.layers(b) for b in x.split(EVAL_BATCH)]
+            batches = [model.layers(b, noise) for b in x.split(EVAL_BATCH)]
         names, roles = model.layer_names, model.layer_roles
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layers")
@@ -42,6 +53,7 @@ def record(checkpoint, data, out, threads=1):
             shapes={n: list(layers[n].shape[1:]) for n in names}, seed=state["seed"],
             epoch=state["epoch"], variant=state["variant"],
             model=state["model"], checkpoint=Path(checkpoint).stem, diverged=state["diverged"],
+            record_from=record_from,
         )
 
 

@@ -39,7 +39,8 @@ def stage_activations(args):
 
     check_checkpoints(args.checkpoints, args.data)  # all of them, before recording any
     for checkpoint, out in zip(args.checkpoints, args.out):
-        record(checkpoint, args.data, out, threads=args.threads)
+        record(checkpoint, args.data, out, threads=args.threads,
+               record_from=args.settings.get("record_from", "sampled"))
 
 
 def stage_analysis(args):

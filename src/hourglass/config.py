@@ -272,8 +272,8 @@ def check_config(config, schema_path):
     described = (describe_error(e, schema) for e in errors if not inherited(e, config))
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
-                + loss_problems(config, schema) + findings_problems(config, schema)
-                + latent_problems(config, schema))
+                + loss_problems(config, schema) + objective_problems(config, schema)
+                + findings_problems(config, schema) + latent_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -393,6 +393,41 @@ def loss_problems(config, schema):
             f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
             "variant training: {loss: mse}"
             for name, architecture in bce.items() if not MODELS[architecture].unit_output]
+
+
+def objective_problems(config, schema):
+    """Variants whose objective reads a layer their model has not: a VAE
+    objective (its mean, logvar, ...) asked of a model without those heads."""
+    from hourglass.objectives import OBJECTIVES
+
+    default = schema["$defs"]["training"]["properties"]["objective"]["default"]
+    variants = resolve_variants(config, schema)
+    reading = {name: variant["training"].get("objective", default)["name"]
+               for name, variant in variants.items()}
+    reading = {name: objective for name, objective in reading.items()
+               if set(OBJECTIVES[objective].reads) - {"output"}}  # every model has an output
+    if not reading:
+        return []
+    from hourglass.data import DATASETS
+    from hourglass.models import build_model  # torch: only for objectives that read heads
+
+    settings, problems = data_settings(config, schema), []
+    for name, objective in reading.items():
+        shape = DATASETS[settings[f"variants.{name}.data"]["dataset"]].image_shape
+        model = {**model_defaults(schema, architecture_of(variants[name]["model"], schema)),
+                 **variants[name]["model"]}
+        try:
+            roles = build_model(model, shape).single_roles
+        except ValueError as error:  # a model the images do not fit (vae_conv on 8 x 8 digits)
+            problems.append(f"variants.{name}.model: {error}")
+            continue
+        lacking = [r for r in OBJECTIVES[objective].reads if r not in roles]
+        if lacking:
+            problems.append(
+                f"variants.{name}.training.objective: {objective} reads the model's "
+                f"{', '.join(lacking)} layers, which {model['architecture']} has not; give this "
+                "variant a VAE model (model: {architecture: vae_fc} or vae_conv)")
+    return problems
 
 
 def write_effective_config(config, path):

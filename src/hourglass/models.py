@@ -11,23 +11,43 @@ from torch import nn
 from torch.nn import functional as F
 
 # The roles a recorded layer may play, each with the region of the network
-# the figures shade it in. A new kind of layer (a VAE's mean, log-variance
-# and sampled code, a classifier's logits) is a new entry here.
+# the figures shade it in. A new kind of layer (a classifier's head, say) is a
+# new entry here. A VAE's heads: the posterior's mean and log-variance, the
+# code drawn from it, and the decoder's logits before the output's sigmoid.
 ROLES = {"input": "input", "encoder": "encoder", "bottleneck": "bottleneck",
-         "decoder": "decoder", "output": "output"}
+         "decoder": "decoder", "output": "output", "mean": "bottleneck",
+         "logvar": "bottleneck", "sampled": "bottleneck", "logits": "output"}
+
+
+class Reparameterise(nn.Module):
+    """The code a VAE's decoder reads: mean + exp(logvar / 2) * e, with e drawn
+    from the generator `noise` (on the CPU, so that the seed fixes the draw on
+    any device); the mean itself where `noise` is None."""
+
+    def forward(self, mean, logvar, noise):
+        if noise is None:
+            return mean
+        e = torch.randn(mean.shape, generator=noise, dtype=mean.dtype).to(mean.device)
+        return mean + e * torch.exp(0.5 * logvar)
 
 
 class Autoencoder(nn.Module):
-    """An encoder-decoder as an ordered chain of named stages, each with a role."""
+    """An encoder-decoder as an ordered sequence of named stages, each with a
+    role. A stage reads the layer before it, or the layers it names: a stage is
+    (name, role, module) or (name, role, module, names read), so that a VAE's
+    mean and log-variance heads both read the encoder's last layer."""
 
     def __init__(self, stages):
         super().__init__()
-        unknown = {role for _, role, _ in stages if role not in ROLES}
+        names, roles, modules, reads = zip(*((*stage, ()) if len(stage) == 3 else stage
+                                             for stage in stages))
+        unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown layer role(s) {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(ROLES)} (hourglass.models.ROLES)")
-        self.stages = nn.ModuleDict((name, module) for name, _, module in stages)
-        self.roles = [role for _, role, _ in stages]
+        self.stages = nn.ModuleDict(zip(names, modules))
+        self.roles = list(roles)
+        self.reads = dict(zip(names, reads))
 
     @property
     def layer_names(self):
@@ -38,26 +58,33 @@ class Autoencoder(nn.Module):
         """The role of each of layer_names, in the same order."""
         return ["input", *self.roles]
 
-    def forward(self, x):
-        for stage in self.stages.values():
-            x = stage(x)
-        return x
+    def forward(self, x, noise=None):
+        return list(self.layers(x, noise).values())[-1]
 
-    def layers(self, x):
-        """Every layer's activations for input `x`, in order, keyed by name."""
+    def layers(self, x, noise=None):
+        """Every layer's activations for input `x`, in order, keyed by name;
+        `noise` is the generator a sampled code draws from (Reparameterise)."""
         out = {"input": x}
         for name, stage in self.stages.items():
-            x = stage(x)
+            inputs = [out[read] for read in self.reads[name]] or [x]
+            x = stage(*inputs, noise) if isinstance(stage, Reparameterise) else stage(*inputs)
             out[name] = x
         return out
 
-    def by_role(self, x):
-        """The layers for input `x` of each role one layer alone plays (input,
-        output), keyed by role: what an objective reads, whatever the model
-        names it (PCA's output is its `reconstruction`)."""
+    @property
+    def single_roles(self):
+        """The roles one layer alone plays (input, output, a VAE's mean, ...):
+        those an objective may read."""
         roles = self.layer_roles
-        return {role: layer for role, layer in zip(roles, self.layers(x).values())
-                if roles.count(role) == 1}
+        return [role for role in roles if roles.count(role) == 1]
+
+    def by_role(self, x, noise=None):
+        """The layers for input `x` of each of single_roles, keyed by role:
+        what an objective reads, whatever the model names it (PCA's output
+        is its `reconstruction`)."""
+        single = self.single_roles
+        return {role: layer for role, layer in zip(self.layer_roles, self.layers(x, noise).values())
+                if role in single}
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
@@ -120,6 +147,79 @@ def _conv(settings, input_shape):
         ("output", "output", nn.Sequential(conv(c1, c_in), nn.Sigmoid())),
     ]
     return stages
+
+
+def _vae_heads(features, latent, reads):
+    """A VAE's posterior: mean and log-variance heads, both reading the layer
+    `reads` of `features` units, and the code sampled from them."""
+    return [("mean", "mean", nn.Linear(features, latent), (reads,)),
+            ("logvar", "logvar", nn.Linear(features, latent), (reads,)),
+            ("sampled", "sampled", Reparameterise(), ("mean", "logvar"))]
+
+
+def _vae_fc(settings, input_shape):
+    """A fully connected VAE for small images, e.g. 784-512-256-[mean, logvar,
+    sampled]-256-512-784: the encoder widths and latent size from `settings`,
+    ReLU (or `activation`) between them; the decoder mirrors the encoder and
+    ends in logits, whose sigmoid is the output."""
+    n_in = math.prod(input_shape)
+    widths, latent = settings["widths"], settings["latent"]
+    hidden = ACTIVATIONS[settings["activation"]]
+    stages, prev = [], n_in
+    for i, width in enumerate(widths, 1):
+        layers = [nn.Flatten()] if i == 1 else []
+        stages.append((f"encoder{i}", "encoder",
+                       nn.Sequential(*layers, nn.Linear(prev, width), hidden())))
+        prev = width
+    stages += _vae_heads(prev, latent, f"encoder{len(widths)}")
+    prev = latent
+    for i, width in enumerate(reversed(widths), 1):
+        stages.append((f"decoder{i}", "decoder", nn.Sequential(nn.Linear(prev, width), hidden())))
+        prev = width
+    stages += [("logits", "logits", nn.Sequential(nn.Linear(prev, n_in),
+                                                  nn.Unflatten(1, tuple(input_shape)))),
+               ("output", "output", nn.Sigmoid())]
+    return stages
+
+
+def _vae_conv(settings, input_shape):
+    """disentanglement_lib's convolutional VAE (Locatello et al. 2019), for
+    64 x 64 x C images (any sides divisible by 16): conv 32 4x4 stride 2, conv
+    32 4x4 s2, conv 64 2x2 s2, conv 64 2x2 s2, dense 256, the mean and
+    log-variance heads of `latent` units and the sampled code; then dense
+    256, dense 1024 reshaped to 64 x 4 x 4, transposed convs 64, 32, 32
+    (4x4 s2) and C, the logits, whose sigmoid is the output. ReLU after every
+    layer but the heads and the logits; 'same' padding throughout."""
+    c, height, width = input_shape
+    if height % 16 or width % 16:
+        raise ValueError(f"vae_conv needs image sides divisible by 16 (64 x 64 in the paper), "
+                         f"got {height}x{width}; resize the images")
+    inner = (64, height // 16, width // 16)
+    latent = settings["latent"]
+
+    def down(a, b, k):  # halves each side: padding 1 for 4x4 kernels, 0 for 2x2
+        return nn.Sequential(nn.Conv2d(a, b, k, stride=2, padding=(k - 2) // 2), nn.ReLU())
+
+    def up(a, b, *relu):  # doubles each side
+        return nn.Sequential(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), *relu)
+
+    return [
+        ("encoder1", "encoder", down(c, 32, 4)),
+        ("encoder2", "encoder", down(32, 32, 4)),
+        ("encoder3", "encoder", down(32, 64, 2)),
+        ("encoder4", "encoder", down(64, 64, 2)),
+        ("encoder5", "encoder", nn.Sequential(nn.Flatten(), nn.Linear(math.prod(inner), 256),
+                                              nn.ReLU())),
+        *_vae_heads(256, latent, "encoder5"),
+        ("decoder1", "decoder", nn.Sequential(nn.Linear(latent, 256), nn.ReLU())),
+        ("decoder2", "decoder", nn.Sequential(nn.Linear(256, math.prod(inner)), nn.ReLU(),
+                                              nn.Unflatten(1, inner))),
+        ("decoder3", "decoder", up(64, 64, nn.ReLU())),
+        ("decoder4", "decoder", up(64, 32, nn.ReLU())),
+        ("decoder5", "decoder", up(32, 32, nn.ReLU())),
+        ("logits", "logits", up(32, c)),
+        ("output", "output", nn.Sigmoid()),
+    ]
 
 
 class TiedDecoder(nn.Module):
@@ -207,7 +307,8 @@ class Architecture:
 
 MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv),
           "linear": Architecture(_linear, unit_output=False),
-          "pca": Architecture(_pca, fit=_fit_pca, unit_output=False)}
+          "pca": Architecture(_pca, fit=_fit_pca, unit_output=False),
+          "vae_fc": Architecture(_vae_fc), "vae_conv": Architecture(_vae_conv)}
 
 
 def architecture(name) -> Architecture:
@@ -229,7 +330,7 @@ def build_model(settings, input_shape) -> Autoencoder:
         raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
     model = Autoencoder(entry.build(settings, input_shape))
     for module in model.modules():
-        if init is not None and isinstance(module, (nn.Linear, nn.Conv2d)):
+        if init is not None and isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             INITS[init](module.weight)
             nn.init.zeros_(module.bias)
     return model

@@ -49,8 +49,10 @@ checkpoints: [0]
 # Every variant's model, unless the variant overrides a key. Each architecture
 # takes its own keys (another's is an error): fc all below but channels; conv
 # channels, latent, bottleneck_layers, init; linear (a tied linear autoencoder)
-# latent, init; pca (exact PCA, fitted, not trained) latent. A variant that
-# sets another architecture keeps only the keys here that its architecture takes.
+# latent, init; pca (exact PCA, fitted, not trained) latent; the VAEs vae_fc
+# widths, latent, activation, init and vae_conv (64 x 64 images) latent, init.
+# A variant that sets another architecture keeps only the keys here that its
+# architecture takes.
 model:
   architecture: fc       # fc: fully connected; conv: convolutional (images whose sides divide by 4)
   widths: [64, 48, 32, 16]   # fc encoder widths, mirrored by the decoder
@@ -61,11 +63,21 @@ model:
   latent_activation: relu  # of the bottleneck layers, or tanh, or linear (none)
   init: glorot_uniform   # or glorot_normal
 
+activations:             # how every layer is recorded on the probe images
+  record_from: sampled   # a VAE's decoder reads a seeded sample of its code, or mean
+
 training:                # every variant's training, unless the variant overrides a key
   loss: mse              # or bce: the reconstruction term (bce: fc and conv only)
   objective:             # what training minimises
     name: reconstruction # or denoising, which takes noise_std:
     # noise_std: 0.3     # denoising: standard deviation of the Gaussian noise
+    # VAE models (loss bce: a Bernoulli decoder, mse: a Gaussian one):
+    # beta: 4            # beta_vae: weight of the KL; beta_tc_vae: of the total correlation
+    # gamma: 1000        # annealed_vae: weight of |KL - C|,
+    # c_max: 25          #   C rising from 0 to c_max nats
+    # ramp_steps: 100000 #   over this many optimiser steps
+    # lambda_od: 10      # dip_vae_ii: weight of the covariance's off-diagonal
+    # lambda_d: 10       #   and diagonal entries
   lr: 0.001              # Adam's learning rate
   weight_decay: 0        # Adam's weight decay
   batch_size: 32         # images per step

@@ -41,8 +41,10 @@ DEFAULT_WEIGHT_DECAY = 0
 # training noise runs on through the run (resumed with the rest of its state);
 # the evaluation noise starts over from one fixed key at every evaluation, so
 # every epoch's and every seed's validation and test losses are of the same
-# corrupted images.
-TRAIN_NOISE, EVAL_NOISE = 1, 2
+# corrupted images (and sampled codes); the recording noise, keyed by the
+# seed and the epochs the weights had, draws a VAE's sampled code of the
+# probe images, so that recording a checkpoint again writes the same bytes.
+TRAIN_NOISE, EVAL_NOISE, RECORD_NOISE = 1, 2, 3
 
 
 def pick_device(requested, log):
@@ -137,8 +139,8 @@ def evaluate(model, loss, x, y, step, recon):
     noise, totals = noise_stream(EVAL_NOISE), {}
     with torch.no_grad():
         for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH)):
-            batch = Batch(xb, yb, step, recon, noise)
-            add_terms(totals, loss.terms(model.by_role(loss.inputs(batch)), batch), len(xb))
+            batch = Batch(xb, yb, step, recon, noise, len(x))
+            add_terms(totals, loss.terms(model.by_role(loss.inputs(batch), noise), batch), len(xb))
     return {name: total / len(x) for name, total in totals.items()}
 
 
@@ -261,8 +263,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
             bar(step, len(batches), f"epoch {epoch}/{training['max_epochs']}")
             idx = idx.to(device)
             batch = Batch(x_train[idx], y_train[idx], (epoch - 1) * steps_per_epoch + step - 1,
-                          recon, noise)
-            terms = loss.terms(model.by_role(loss.inputs(batch)), batch)
+                          recon, noise, len(x_train))
+            terms = loss.terms(model.by_role(loss.inputs(batch), noise), batch)
             optimizer.zero_grad()
             terms["loss"].backward()
             optimizer.step()

@@ -19,7 +19,9 @@ rule activations:
         mem_mb=2000,
         runtime=20,
     params:
+        settings=to_json(config["activations"]),
         code=code_hash("activations"),
     shell:
         "hourglass activations --data {input.data} --threads {threads}"
+        " --settings {params.settings:q}"
         " --checkpoints {input.checkpoints} --out {output} > {log} 2>&1"
