@@ -89,14 +89,16 @@ NO_MEASURES = "similarity: {measures: {}}\n"
     ("data: {probe_size: null}", "data.probe_size: null asks for 1000 probe images (no classes "
      "given), but 'digits' has at most 364"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
-     "allowed here: dataset, classes, val_fraction, train_size, probe_size, first, split_seed "
+     "allowed here: dataset, classes, val_fraction, train_size, probe_size, first, split_seed, resize "
      "(overrides "
      "of the study's data setting; where the data is read from (root, download) is the study's, "
      "set under data)"),
     ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
      "procrustes compare every variant's layers on the same probe images, but the variants "
      "record different ones (latent4; latent8: their data settings differ in dataset, classes, "
-     "probe_size, split_seed)"),
+     "probe_size, split_seed, resize)"),
+    ("variants: {latent8: {data: {resize: 16}}}", "but the variants record different ones "
+     "(latent4; latent8: their data settings differ in"),
 ])
 def test_a_data_setting_the_dataset_cannot_meet_is_named(override, message):
     assert message in problems(override)

@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import torchvision
 
 from hourglass.data import DATASETS, DatasetMissing, load_split, prepare
@@ -223,3 +224,34 @@ def test_first_images_are_cut_in_published_order_before_classes_are_kept(tmp_pat
         prepare("digits", "unused", False, 0.1, None, None, 0, tmp_path / "no.h5",
                 first={"train": 500, "test": 400})
     assert not (tmp_path / "no.h5").exists()
+
+
+def test_resized_images_are_torchvisions_resize_of_the_same_splits(digits_file, tmp_path):
+    from torchvision.transforms.v2 import functional as TF
+
+    out = tmp_path / "digits64.h5"
+    prepare("digits", "unused", False, 0.1, None, 100, 0, out, resize=64)
+    with h5py.File(digits_file) as small, h5py.File(out) as big:
+        assert json.loads(big.attrs["image_shape"]) == [1, 64, 64]
+        assert json.loads(big.attrs["settings"])["resize"] == 64
+        assert np.array_equal(big["probe/test_index"][()], small["probe/test_index"][()])
+        for split in ("train", "val", "test", "probe"):
+            assert np.array_equal(big[split]["y"][()], small[split]["y"][()])
+            x = torch.from_numpy(small[split]["x"][()])
+            assert np.array_equal(big[split]["x"][()],
+                                  TF.resize(x, [64, 64], antialias=True).numpy())
+
+
+def test_a_setting_without_resize_keeps_its_data_file_name():
+    # the tiny study's data file as named before resize was a setting: adding
+    # the setting renames (and so re-prepares, re-trains) no existing study's data
+    import yaml
+
+    from conftest import REPO
+    from hourglass.config import DATA_LOCATION, data_key, data_settings, load_schema
+
+    config = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
+    schema = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    setting = {k: v for k, v in data_settings(config, schema)["data"].items()
+               if k not in DATA_LOCATION}
+    assert data_key(setting) == "digits-823f04a6"

@@ -160,7 +160,11 @@ def test_weight_decay_reaches_adam(digits_file, tmp_path, monkeypatch):
     ("variants: {latent4: {model: {architecture: vae_conv},"
      " training: {objective: {name: beta_vae, beta: 4}}}}",
      "variants.latent4.model: vae_conv needs image sides divisible by 16 (64 x 64 in the "
-     "paper), got 8x8; resize the images"),
+     "paper), got 8x8; resize the images (data.resize)"),
+    ("variants: {latent4: {model: {architecture: vae_conv}, data: {resize: 12},"
+     " training: {objective: {name: beta_vae, beta: 4}}}}",
+     "variants.latent4.model: vae_conv needs image sides divisible by 16 (64 x 64 in the "
+     "paper), got 12x12"),
     ("training: {objective: {name: annealed_vae, gamma: 1000, c_max: 25}}",
      "training.objective: 'ramp_steps' is a required property (e.g. {name: annealed_vae"),
     ("training: {objective: {name: dip_vae_ii, lambda_od: 10, lambda_d: 10, beta: 1}}",

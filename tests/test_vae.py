@@ -195,3 +195,25 @@ def test_a_vae_trains_with_every_term_a_column_and_records_its_sampled_code_repe
     assert np.array_equal(mean["sampled"], mean["mean"])
     assert np.array_equal(mean["mean"], a["mean"])
     assert not np.array_equal(mean["decoder1"], a["decoder1"])
+
+
+def test_vae_conv_trains_on_digits_resized_to_64_pixels_a_side(tmp_path):
+    from hourglass.data import prepare
+
+    data = tmp_path / "digits64.h5"
+    prepare("digits", "unused", False, 0.1, 100, 20, 0, data, resize=64)
+    settings = {"variant": "conv", "checkpoints": [0],
+                "model": dict(architecture="vae_conv", latent=4, init="glorot_uniform"),
+                "training": dict(loss="bce", lr=1e-4, batch_size=32, max_epochs=1, patience=1,
+                                 objective={"name": "annealed_vae", "gamma": 10, "c_max": 5.0,
+                                            "ramp_steps": 8})}
+    rows = train(data, settings, 0, tmp_path / "run", log=lambda _: None)
+    # 100 training images, 4 steps of up to 32: the validation after them is
+    # scored at step 4 of the 8-step ramp, C = 2.5
+    assert [row["val_capacity"] for row in rows] == [0.0, 2.5]
+    assert all(math.isfinite(value) for row in rows for value in row.values())
+    out = tmp_path / "final.h5"
+    record(tmp_path / "run" / "checkpoints" / "final.pt", data, out)
+    with h5py.File(out) as f:
+        assert f["layers"]["logits"].shape == (20, 1, 64, 64)
+        assert f["layers"]["sampled"].shape == (20, 4)

@@ -302,14 +302,15 @@ def bootstrap_problems(config, schema):
 def data_settings(config, schema):
     """{key in the config: data setting} of the study and of each variant, as
     written (`config`) with the schema's defaults filled in."""
-    defaults = {k: v["default"] for k, v in schema["$defs"]["data"]["properties"].items()}
+    defaults = {k: v["default"] for k, v in schema["$defs"]["data"]["properties"].items()
+                if "default" in v}
     study = {**defaults, **data_setting(config.get("data", {}))}
     return {"data": study, **{f"variants.{name}.data": {**study, **variant.get("data", {})}
                               for name, variant in config["variants"].items()}}
 
 
 # What fixes a data file's probe images: neither train_size nor val_fraction does.
-PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed")
+PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize")
 
 
 def data_problems(config, schema):
@@ -322,7 +323,7 @@ def data_problems(config, schema):
     problems = [p for where, setting in settings.items() for p in setting_problems(setting, where)]
     probes = {}
     for where, setting in list(settings.items())[1:]:
-        probes.setdefault(json.dumps([setting[k] for k in PROBE_KEYS]), []).append(
+        probes.setdefault(json.dumps([setting.get(k) for k in PROBE_KEYS]), []).append(
             where.split(".")[1])
     measures = config.get("similarity", {}).get("measures")
     if measures and len(probes) > 1:
@@ -350,15 +351,14 @@ def latent_problems(config, schema):
     latent = config.get("analyses", {}).get("latent")
     if latent is None:
         return []
-    import math
-
-    from hourglass.data import DATASETS
+    from hourglass.data import image_shape
 
     problems, layer = [], latent.get("layer")
     settings = data_settings(config, schema)
     components = latent.get("components", 2)
-    for dataset in dict.fromkeys(setting["dataset"] for setting in settings.values()):
-        pixels = math.prod(DATASETS[dataset].image_shape)
+    shapes = {(setting["dataset"], image_shape(setting)) for setting in settings.values()}
+    for dataset, shape in sorted(shapes):
+        pixels = math.prod(shape)
         if components > pixels:
             problems.append(f"analyses.latent.components: {components} components of a PCA of "
                             f"{dataset!r} images, which have {pixels} pixels; use at most {pixels}")
@@ -367,7 +367,7 @@ def latent_problems(config, schema):
     from hourglass.models import build_model  # torch: only when a layer is named
 
     for name, variant in resolve_variants(config, schema).items():
-        shape = DATASETS[settings[f"variants.{name}.data"]["dataset"]].image_shape
+        shape = image_shape(settings[f"variants.{name}.data"])
         model = {**model_defaults(schema, architecture_of(variant["model"], schema)),
                  **variant["model"]}
         layers = build_model(model, shape).layer_names
@@ -408,18 +408,18 @@ def objective_problems(config, schema):
                if set(OBJECTIVES[objective].reads) - {"output"}}  # every model has an output
     if not reading:
         return []
-    from hourglass.data import DATASETS
+    from hourglass.data import image_shape
     from hourglass.models import build_model  # torch: only for objectives that read heads
 
     settings, problems = data_settings(config, schema), []
     for name, objective in reading.items():
-        shape = DATASETS[settings[f"variants.{name}.data"]["dataset"]].image_shape
+        shape = image_shape(settings[f"variants.{name}.data"])
         model = {**model_defaults(schema, architecture_of(variants[name]["model"], schema)),
                  **variants[name]["model"]}
         try:
             roles = build_model(model, shape).single_roles
         except ValueError as error:  # a model the images do not fit (vae_conv on 8 x 8 digits)
-            problems.append(f"variants.{name}.model: {error}")
+            problems.append(f"variants.{name}.model: {error} (data.resize)")
             continue
         lacking = [r for r in OBJECTIVES[objective].reads if r not in roles]
         if lacking:

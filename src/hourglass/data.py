@@ -203,6 +203,25 @@ DATASETS = {
 DEFAULT_PROBE_SIZE = 1000
 
 
+def image_shape(setting):
+    """C x H x W of the images a data setting's file holds: the dataset's,
+    or resized to `resize` pixels a side."""
+    channels, height, width = DATASETS[setting["dataset"]].image_shape
+    size = setting.get("resize")
+    return (channels, height, width) if size is None else (channels, size, size)
+
+
+def resized(x, size):
+    """uint8 images (N x C x H x W) resized to size x size by torchvision's
+    antialiased bilinear resize, rounded back to uint8."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    out = [TF.resize(torch.from_numpy(chunk), [size, size], antialias=True).numpy()
+           for chunk in np.array_split(x, max(1, len(x) // 4096))]
+    return np.concatenate(out)
+
+
 def probe_size_of(setting):
     """The probe images a data setting asks for: its `probe_size`, or by default
     every test image of the classes it keeps, or DEFAULT_PROBE_SIZE of all."""
@@ -302,10 +321,11 @@ def first_images(name, src, first):
 
 
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
-            classes=None, first=None):
+            classes=None, first=None, resize=None):
     """Load dataset `name`, check it, keep its first images (`first`: {train,
     test} counts, or None for all) and its `classes` (all if None), split it,
-    choose the probe set (probe_size None: see probe_size_of), and write `out`."""
+    choose the probe set (probe_size None: see probe_size_of), resize the
+    images to `resize` pixels a side (None: as they are), and write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     src = DATASETS[name].load(root, download, split_seed)
@@ -334,6 +354,8 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         "test": (src.test_x, src.test_y),
         "probe": (src.test_x[idx_probe], src.test_y[idx_probe]),
     }
+    if resize is not None:
+        splits = {split: (resized(x, resize), y) for split, (x, y) in splits.items()}
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         for split, (x, y) in splits.items():
             group = f.create_group(split)
@@ -342,10 +364,10 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
             group.create_dataset("y", data=y.astype(np.int64))
         f["probe/test_index"] = idx_probe
         write_attrs(f, dataset=name, scale=src.scale, classes=src.classes, class_ids=class_ids,
-                    image_shape=list(src.train_x.shape[1:]),
+                    image_shape=list(splits["train"][0].shape[1:]),
                     settings=dict(classes=classes, first=first, val_fraction=val_fraction,
                                   train_size=train_size, probe_size=probe_size,
-                                  split_seed=split_seed))
+                                  split_seed=split_seed, resize=resize))
 
 
 def load_split(path, split):
