@@ -155,8 +155,11 @@ def test_weight_decay_reaches_adam(digits_file, tmp_path, monkeypatch):
      "training.objective.name: 'vae' is not known; choose one of: reconstruction, denoising, "
      "beta_vae, beta_tc_vae, annealed_vae, dip_vae_ii"),
     ("training: {objective: {name: beta_vae, beta: 4}}",
-     "variants.latent4.training.objective: beta_vae reads the model's mean, logvar, sampled, "
-     "logits layers, which fc has not; give this variant a VAE model"),
+     "variants.latent4.training.objective: beta_vae reads the mean, logvar, sampled, logits "
+     "layers of variant 'latent4', whose model (fc) lacks them; give the variant a VAE model"),
+    ("analyses: {collapse: {}}",
+     "analyses.collapse: the collapse analysis reads the mean, logvar, sampled layers of "
+     "variant 'latent8', whose model (fc) lacks them"),
     ("variants: {latent4: {model: {architecture: vae_conv},"
      " training: {objective: {name: beta_vae, beta: 4}}}}",
      "variants.latent4.model: vae_conv needs image sides divisible by 16 (64 x 64 in the "

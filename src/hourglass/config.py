@@ -272,7 +272,7 @@ def check_config(config, schema_path):
     described = (describe_error(e, schema) for e in errors if not inherited(e, config))
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
-                + loss_problems(config, schema) + objective_problems(config, schema)
+                + loss_problems(config, schema) + role_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
@@ -395,24 +395,34 @@ def loss_problems(config, schema):
             for name, architecture in bce.items() if not MODELS[architecture].unit_output]
 
 
-def objective_problems(config, schema):
-    """Variants whose objective reads a layer their model has not: a VAE
-    objective (its mean, logvar, ...) asked of a model without those heads."""
+def role_problems(config, schema):
+    """Variants whose model lacks a layer their objective or an enabled
+    analysis reads, by role: a VAE objective, or the collapse analysis,
+    asked of a model without a VAE's mean, logvar and sampled heads."""
+    from hourglass.analyses.registry import ANALYSES
     from hourglass.objectives import OBJECTIVES
 
     default = schema["$defs"]["training"]["properties"]["objective"]["default"]
+    enabled = config.get("analyses", schema["properties"]["analyses"]["default"])
     variants = resolve_variants(config, schema)
-    reading = {name: variant["training"].get("objective", default)["name"]
-               for name, variant in variants.items()}
-    reading = {name: objective for name, objective in reading.items()
-               if set(OBJECTIVES[objective].reads) - {"output"}}  # every model has an output
-    if not reading:
+    readers = {}  # variant: [(where in the config, what reads, the roles it reads)]
+    for name, variant in variants.items():
+        objective = variant["training"].get("objective", default)["name"]
+        readers[name] = [(f"variants.{name}.training.objective", objective,
+                          OBJECTIVES[objective].reads)]
+        readers[name] += [(f"analyses.{analysis}", f"the {analysis} analysis",
+                           ANALYSES[analysis].roles) for analysis in enabled]
+    # every model has an input and an output: build only those read for more
+    readers = {name: [r for r in reads if set(r[2]) - {"input", "output"}]
+               for name, reads in readers.items()}
+    readers = {name: reads for name, reads in readers.items() if reads}
+    if not readers:
         return []
     from hourglass.data import image_shape
-    from hourglass.models import build_model  # torch: only for objectives that read heads
+    from hourglass.models import build_model  # torch: only where heads are read
 
     settings, problems = data_settings(config, schema), []
-    for name, objective in reading.items():
+    for name, reads in readers.items():
         shape = image_shape(settings[f"variants.{name}.data"])
         model = {**model_defaults(schema, architecture_of(variants[name]["model"], schema)),
                  **variants[name]["model"]}
@@ -421,12 +431,13 @@ def objective_problems(config, schema):
         except ValueError as error:  # a model the images do not fit (vae_conv on 8 x 8 digits)
             problems.append(f"variants.{name}.model: {error} (data.resize)")
             continue
-        lacking = [r for r in OBJECTIVES[objective].reads if r not in roles]
-        if lacking:
-            problems.append(
-                f"variants.{name}.training.objective: {objective} reads the model's "
-                f"{', '.join(lacking)} layers, which {model['architecture']} has not; give this "
-                "variant a VAE model (model: {architecture: vae_fc} or vae_conv)")
+        for where, reader, read in reads:
+            lacking = [r for r in read if r not in roles]
+            if lacking:
+                problems.append(
+                    f"{where}: {reader} reads the {', '.join(lacking)} layers of variant "
+                    f"{name!r}, whose model ({model['architecture']}) lacks them; give the variant "
+                    "a VAE model (model: {architecture: vae_fc} or vae_conv)")
     return problems
 
 

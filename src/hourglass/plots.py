@@ -550,6 +550,43 @@ def silhouette_by_variant(silhouettes, baselines, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+COLLAPSE_PANELS = {"active_units": "active latent units\n(variance of the mean > threshold)",
+                   "kl": "KL(q(z|x) || p(z)), nats\n(summed over dimensions)",
+                   "cka_mean_sampled": "linear CKA between\nthe mean and the sampled code"}
+
+
+def collapse_figure(collapse, paths, dpi=150):
+    """Posterior collapse over training: per checkpoint (x, in training order,
+    `final` last), each panel of COLLAPSE_PANELS, one line per variant, the
+    mean over seeds with a band of ± one standard deviation; seeds whose value
+    is undefined are left out of the mean, and a checkpoint where all are is
+    an 'x' at the foot."""
+    epochs = epoch_order(collapse["epoch"])
+    variants = list(dict.fromkeys(collapse["variant"]))
+    fig, axes = plt.subplots(1, len(COLLAPSE_PANELS), figsize=(4.2 * len(COLLAPSE_PANELS), 3.4),
+                             layout="constrained")
+    undefined = False
+    for ax, (column, label) in zip(axes, COLLAPSE_PANELS.items()):
+        for i, variant in enumerate(variants):
+            rows = collapse[collapse["variant"] == variant]
+            by_epoch = rows.groupby("epoch")[column]
+            mean = by_epoch.mean().reindex(epochs).to_numpy(dtype=float)
+            sd = by_epoch.std().reindex(epochs).fillna(0).to_numpy(dtype=float)
+            colour = PALETTE[i % len(PALETTE)]
+            x = np.arange(len(epochs))
+            ax.plot(x, mean, marker="o", ms=3, color=colour,
+                    label=f"{variant} ({rows['seed'].nunique()} seeds)")
+            ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.2, lw=0)
+            undefined |= mark_undefined(ax, x, mean, colour)
+        ax.set_xticks(range(len(epochs)), epochs, rotation=30, ha="right")
+        ax.set_xlabel("checkpoint (epoch)")
+        ax.set_ylabel(label)
+    if undefined:
+        undefined_legend_entry(axes[-1], "collapse.csv")
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="variant")
+    save(fig, paths, dpi)
+
+
 REGION_ORDER = ["input", "encoder", "bottleneck", "decoder", "output"]
 
 

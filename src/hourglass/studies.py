@@ -103,6 +103,8 @@ analyses:
     # layer: null        # of this layer (null = the last bottleneck layer), against
     # components: 2      # the raw images and an exact PCA with this many components
   # dead_units: {}       # the share of each layer's units that never change
+  # collapse:            # a VAE's posterior collapse: active units, KL per dimension,
+    # threshold: 0.01    # active: the variance of a dimension's mean exceeds this
 
 # Claims of a paper the study reproduces, each a named check on its tables
 # with params (hourglass.findings.FINDINGS); findings.csv says what held.

@@ -35,7 +35,9 @@ class Analysis:
     taking (activations, data, settings, out, threads) with `out` mapping each
     table to its path; settings: what its jobs depend on, from the validated
     study config; modules: the package code it runs, hashed into its rules so
-    that editing it re-runs the analysis; figures: by name."""
+    that editing it re-runs the analysis; figures: by name; roles: the roles
+    of the layers it reads (hourglass.models.ROLES) beyond every model's
+    input and output, which the config checks each variant's model has."""
 
     description: str
     folder: str
@@ -45,6 +47,7 @@ class Analysis:
     settings: Callable[[dict], dict]
     modules: tuple[str, ...]
     figures: dict[str, Figure] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()
 
 
 ANALYSES = {
@@ -91,6 +94,21 @@ ANALYSES = {
         run="hourglass.analyses.dead_units:run",
         settings=lambda config: {},
         modules=("analyses/dead_units.py", "activations.py", "io.py"),
+    ),
+    "collapse": Analysis(
+        "a VAE's posterior collapse: active units, the KL of each latent dimension and the "
+        "linear CKA between the mean and the sampled code, per seed and checkpoint",
+        folder="collapse",
+        reads=("activations",),
+        tables=("collapse", "dimensions"),
+        run="hourglass.analyses.collapse:run",
+        settings=lambda config: dict(config["analyses"]["collapse"]),
+        modules=("analyses/collapse.py", "similarity", "activations.py", "io.py"),
+        figures={
+            "collapse": Figure("posterior collapse over training", "3. Posterior collapse",
+                               ("collapse",), "collapse_figure"),
+        },
+        roles=("mean", "logvar", "sampled"),
     ),
 }
 

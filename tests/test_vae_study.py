@@ -1,0 +1,67 @@
+"""The VAE family end to end on digits (tests/vae_tiny.yaml): the collapse
+analysis's tables against the recorded layers, and its figure."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hourglass.activations import describe, read_layer
+from hourglass.analyses.collapse import dimension_rows, mean_sampled_cka
+from test_workflow import snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def study(workflow_copy):
+    root = workflow_copy("vae")
+    snakemake(root, "--configfile", "vae_tiny.yaml")
+    return root / "results" / "vae_tiny"
+
+
+def test_collapse_tables_are_those_of_the_recorded_layers(study):
+    collapse = pd.read_csv(study / "collapse" / "collapse.csv", dtype={"epoch": str})
+    dimensions = pd.read_csv(study / "collapse" / "dimensions.csv", dtype={"epoch": str})
+    assert len(collapse) == 2 * 2 * 3  # variants x seeds x checkpoints (0, 1, final)
+    assert len(dimensions) == 4 * len(collapse)
+    assert (collapse["latent"] == 4).all() and collapse["active_units"].between(0, 4).all()
+    assert collapse["cka_mean_sampled"].between(0, 1).all()
+    assert collapse["undefined"].isna().all()
+    totals = dimensions.groupby(["variant", "seed", "epoch"])["kl"].sum()
+    for _, row in collapse.iterrows():
+        assert row["kl"] == pytest.approx(totals[(row["variant"], row["seed"], row["epoch"])])
+    # one file read again by hand
+    path = study / "tc8" / "seed1" / "activations" / "final.h5"
+    assert describe(path)["record_from"] == "sampled"
+    mean, logvar = read_layer(path, "mean"), read_layer(path, "logvar")
+    expected = dimension_rows(mean, logvar, 0.01)
+    got = dimensions[(dimensions["variant"] == "tc8") & (dimensions["seed"] == 1)
+                     & (dimensions["epoch"] == "final")]
+    assert got["kl"].to_numpy() == pytest.approx([r["kl"] for r in expected], rel=1e-8)
+    row = collapse[(collapse["variant"] == "tc8") & (collapse["seed"] == 1)
+                   & (collapse["epoch"] == "final")].iloc[0]
+    cka, _ = mean_sampled_cka(mean, read_layer(path, "sampled"), "sampled")
+    assert row["cka_mean_sampled"] == pytest.approx(cka, rel=1e-8)
+    assert (study / "figures" / "collapse.png").stat().st_size > 1000
+    metrics = pd.read_csv(study / "tc8" / "seed0" / "metrics.csv")
+    assert {"train_tc", "val_tc", "test_kl3"} <= set(metrics.columns)
+
+
+def test_a_dimension_whose_mean_ignores_the_image_is_inactive_with_its_kl():
+    rng = np.random.default_rng(0)
+    mean = np.column_stack([rng.normal(0, 1, 500), np.full(500, 0.5)])
+    logvar = np.column_stack([np.full(500, np.log(0.1)), np.zeros(500)])
+    rows = dimension_rows(mean, logvar, threshold=0.01)
+    assert [r["active"] for r in rows] == [True, False]
+    assert rows[1]["variance"] == 0 and rows[1]["kl"] == pytest.approx(0.5 * 0.25)
+    expected = 0.5 * (np.mean(mean[:, 0] ** 2) + 0.1 - np.log(0.1) - 1)
+    assert rows[0]["kl"] == pytest.approx(expected)
+
+
+def test_the_cka_of_a_mean_recorded_as_the_sample_is_undefined_with_its_reason():
+    mean = np.random.default_rng(0).normal(size=(50, 3))
+    cka, reason = mean_sampled_cka(mean, mean, "mean")
+    assert np.isnan(cka) and "record_from: mean" in reason
+    cka, reason = mean_sampled_cka(np.ones((50, 3)), mean, "sampled")
+    assert np.isnan(cka) and "constant across stimuli" in reason
+    assert mean_sampled_cka(mean, mean, "sampled") == (pytest.approx(1.0), "")
