@@ -1,11 +1,13 @@
 """The VAE family end to end on digits (tests/vae_tiny.yaml): the collapse
-analysis's tables against the recorded layers, and its figure."""
+and dynamics analyses' tables against the recorded layers, their figures and
+the finding on which layers are learned first."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from hourglass.activations import describe, read_layer
+from hourglass.similarity import linear_cka, procrustes
 from hourglass.analyses.collapse import dimension_rows, mean_sampled_cka
 from test_workflow import snakemake
 
@@ -65,3 +67,29 @@ def test_the_cka_of_a_mean_recorded_as_the_sample_is_undefined_with_its_reason()
     cka, reason = mean_sampled_cka(np.ones((50, 3)), mean, "sampled")
     assert np.isnan(cka) and "constant across stimuli" in reason
     assert mean_sampled_cka(mean, mean, "sampled") == (pytest.approx(1.0), "")
+
+
+def test_dynamics_compares_each_layer_across_checkpoints_of_one_seed(study):
+    dynamics = pd.read_csv(study / "dynamics" / "dynamics.csv", dtype={"epoch_a": str,
+                                                                       "epoch_b": str})
+    layers = 10  # input, encoder1-2, mean, logvar, sampled, decoder1-2, logits, output
+    # variants x seeds x layers x measures x pairs of the checkpoints 0, 1, final
+    assert len(dynamics) == 2 * 2 * layers * 2 * 3
+    assert set(zip(dynamics["epoch_a"], dynamics["epoch_b"])) == {("0", "1"), ("0", "final"),
+                                                                  ("1", "final")}
+    inputs = dynamics[dynamics["layer"] == "input"]
+    assert inputs["value"].to_numpy() == pytest.approx(1.0) and inputs["undefined"].isna().all()
+    runs = study / "beta1" / "seed0" / "activations"
+    for measure, function in (("linear_cka", linear_cka), ("procrustes", procrustes)):
+        row = dynamics[(dynamics["variant"] == "beta1") & (dynamics["seed"] == 0)
+                       & (dynamics["layer"] == "encoder2") & (dynamics["measure"] == measure)
+                       & (dynamics["epoch_a"] == "1") & (dynamics["epoch_b"] == "final")]
+        expected = function(read_layer(runs / "epoch1.h5", "encoder2"),
+                            read_layer(runs / "final.h5", "encoder2"))
+        assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-8)
+    assert (study / "figures" / "dynamics.png").stat().st_size > 1000
+    findings = pd.read_csv(study / "findings.csv")
+    assert findings["check"].tolist() == ["encoder_learned_first"]
+    assert findings["held"].iloc[0] in ("yes", "no")
+    assert "linear_cka to the final checkpoint at epoch 1: beta1: encoder" in (
+        findings["measured"].iloc[0])

@@ -154,6 +154,37 @@ def lower_for_harder(silhouettes, easy: list, hard: list):
     return measured, bool(min(means[v] for v in easy) > max(means[v] for v in hard))
 
 
+def encoder_learned_first(dynamics, measure: str = "linear_cka", epoch: str | None = None,
+                          variants: list | None = None):
+    """At checkpoint `epoch` (None: the first after 0), per variant: the
+    encoder's layers are already nearer their final state than the
+    decoder's (the mean over seeds and layers of `measure` to the final
+    checkpoint is higher for the encoder region than for the decoder's)."""
+    rows = dynamics[(dynamics["measure"] == measure) & (dynamics["epoch_b"] == "final")]
+    if variants is not None:
+        rows = rows[rows["variant"].isin(variants)]
+    if rows.empty:
+        return (f"no {measure} to the final checkpoint in dynamics.csv "
+                "(analyses.dynamics.measures)"), None
+    if epoch is None:
+        later = [e for e in dict.fromkeys(rows["epoch_a"]) if e not in ("0", "final")]
+        if not later:
+            return "no checkpoint after 0 before the final one (add one to checkpoints:)", None
+        epoch = min(later, key=int)
+    rows = rows[rows["epoch_a"] == str(epoch)]
+    if rows.empty:
+        return f"no checkpoint {epoch!r} in dynamics.csv (add it to checkpoints:)", None
+    parts, verdicts = [], []
+    for variant, own in rows.groupby("variant", sort=False):
+        means = {region: own.loc[own["region"] == region, "value"].mean(skipna=False)
+                 for region in ("encoder", "decoder")}
+        parts.append(f"{variant}: encoder {means['encoder']:.3f}, decoder {means['decoder']:.3f}")
+        verdicts.append(None if any(map(math.isnan, means.values()))
+                        else bool(means["encoder"] > means["decoder"]))
+    measured = f"{measure} to the final checkpoint at epoch {epoch}: " + "; ".join(parts)
+    return measured, all_held(verdicts)
+
+
 def undefined_seeds(silhouettes, variant):
     """' (k of n seeds undefined)' where some seeds' final silhouettes are NaN
     (left out of the means: a dead code separates nothing, but scores no 0)."""
@@ -192,6 +223,9 @@ FINDINGS = {
     "lower_for_harder": Check(
         "harder class pairs score lower than easy ones",
         (("latent", "silhouettes"),), lower_for_harder),
+    "encoder_learned_first": Check(
+        "encoders are learned before decoders",
+        (("dynamics", "dynamics"),), encoder_learned_first),
 }
 
 

@@ -107,8 +107,9 @@ def write_table(rows, path):
 
 
 def read_table(path):
-    """A CSV table; `epoch` stays text since it holds checkpoint labels ('final')."""
-    return pd.read_csv(path, dtype={"epoch": str})
+    """A CSV table; `epoch` (and a pair's `epoch_a`, `epoch_b`) stays text
+    since it holds checkpoint labels ('final')."""
+    return pd.read_csv(path, dtype={"epoch": str, "epoch_a": str, "epoch_b": str})
 
 
 def concat_tables(paths, out):

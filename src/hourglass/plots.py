@@ -550,6 +550,56 @@ def silhouette_by_variant(silhouettes, baselines, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+REGION_COLOURS = {"input": plt.cm.Greys, "encoder": plt.cm.Blues, "bottleneck": plt.cm.Oranges,
+                  "decoder": plt.cm.Greens, "output": plt.cm.Greens}
+
+
+def region_colours(layers, regions):
+    """A colour per layer: its region's colour map, darker deeper in the region."""
+    colours = {}
+    for region in dict.fromkeys(regions):
+        members = [layer for layer, r in zip(layers, regions) if r == region]
+        for k, layer in enumerate(members):
+            colours[layer] = REGION_COLOURS.get(region, plt.cm.Greys)(0.45 + 0.5 * (k + 1) / len(members))
+    return colours
+
+
+def dynamics_figure(dynamics, paths, dpi=150):
+    """Each layer against the same layer at the final checkpoint over
+    training: a row per variant, a column per measure; per layer the mean
+    over seeds at each checkpoint (training order) with ± one standard
+    deviation; undefined means as an 'x' at the foot."""
+    to_final = dynamics[dynamics["epoch_b"] == "final"]
+    variants = list(dict.fromkeys(to_final["variant"]))
+    measures = list(dict.fromkeys(to_final["measure"]))
+    fig, axes = plt.subplots(len(variants), len(measures), squeeze=False, layout="constrained",
+                             figsize=(4.4 * len(measures) + 1.6, 3.0 * len(variants)))
+    undefined = False
+    for row, variant in zip(axes, variants):
+        rows = to_final[to_final["variant"] == variant]
+        epochs = epoch_order(rows["epoch_a"])
+        layers = rows.sort_values("layer_index").drop_duplicates("layer")
+        colours = region_colours(list(layers["layer"]), list(layers["region"]))
+        for ax, measure in zip(row, measures):
+            for layer in layers["layer"]:
+                one = rows[(rows["measure"] == measure) & (rows["layer"] == layer)]
+                values = one.groupby("epoch_a")["value"]
+                mean = values.mean().reindex(epochs).to_numpy(dtype=float)
+                sd = values.std().reindex(epochs).fillna(0).to_numpy(dtype=float)
+                x = np.arange(len(epochs))
+                ax.plot(x, mean, marker="o", ms=2.5, color=colours[layer], label=layer)
+                ax.fill_between(x, mean - sd, mean + sd, color=colours[layer], alpha=0.12, lw=0)
+                undefined |= mark_undefined(ax, x, mean, colours[layer])
+            ax.set_xticks(range(len(epochs)), epochs, rotation=30, ha="right")
+            ax.set_title(f"{variant}: {measure}", fontsize=9)
+            ax.set_xlabel("checkpoint (epoch)")
+            ax.set_ylabel(f"{measure} to the final\ncheckpoint (mean over seeds)")
+        if undefined:
+            undefined_legend_entry(row[-1], "dynamics.csv")
+        row[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7, title="layer")
+    save(fig, paths, dpi)
+
+
 COLLAPSE_PANELS = {"active_units": "active latent units\n(variance of the mean > threshold)",
                    "kl": "KL(q(z|x) || p(z)), nats\n(summed over dimensions)",
                    "cka_mean_sampled": "linear CKA between\nthe mean and the sampled code"}

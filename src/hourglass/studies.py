@@ -103,6 +103,8 @@ analyses:
     # layer: null        # of this layer (null = the last bottleneck layer), against
     # components: 2      # the raw images and an exact PCA with this many components
   # dead_units: {}       # the share of each layer's units that never change
+  # dynamics:            # each layer at each checkpoint against itself at the others
+    # measures: [linear_cka, procrustes]
   # collapse:            # a VAE's posterior collapse: active units, KL per dimension,
     # threshold: 0.01    # active: the variance of a dimension's mean exceeds this
 

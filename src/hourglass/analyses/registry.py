@@ -95,6 +95,21 @@ ANALYSES = {
         settings=lambda config: {},
         modules=("analyses/dead_units.py", "activations.py", "io.py"),
     ),
+    "dynamics": Analysis(
+        "each layer at each checkpoint against the same layer at every other checkpoint, "
+        "per seed, with all-pairs measures: which layers are learned first",
+        folder="dynamics",
+        reads=("activations",),
+        tables=("dynamics",),
+        run="hourglass.analyses.dynamics:run",
+        settings=lambda config: dict(config["analyses"]["dynamics"]),
+        modules=("analyses/dynamics.py", "analyses/comparisons.py", "similarity",
+                 "activations.py", "models.py", "io.py"),
+        figures={
+            "dynamics": Figure("each layer against its final state over training",
+                               "3. Learning dynamics", ("dynamics",), "dynamics_figure"),
+        },
+    ),
     "collapse": Analysis(
         "a VAE's posterior collapse: active units, the KL of each latent dimension and the "
         "linear CKA between the mean and the sampled code, per seed and checkpoint",
