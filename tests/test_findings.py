@@ -90,6 +90,42 @@ def test_scores_against_layouts_compares_shares_of_their_ranges():
     assert verdict("scores_vary_less_than_layouts", spread) is False  # 40 % vs 32 %
 
 
+def dynamics(encoder, decoder, epochs=("0", "2")):
+    """To-final values of one encoder and one decoder layer at `epochs`, 2 seeds."""
+    return pd.DataFrame([dict(variant="v", seed=seed, layer=layer, region=region,
+                              measure="linear_cka", epoch_a=epoch, epoch_b="final", value=value)
+                         for seed in (0, 1) for epoch in epochs
+                         for layer, region, value in (("e", "encoder", encoder),
+                                                      ("d", "decoder", decoder))])
+
+
+def test_encoder_learned_first_at_the_first_checkpoint_after_0():
+    assert verdict("encoder_learned_first", dynamics(0.9, 0.2)) is True
+    assert verdict("encoder_learned_first", dynamics(0.2, 0.9)) is False
+    assert verdict("encoder_learned_first", dynamics(math.nan, 0.9)) is None
+    measured, held = FINDINGS["encoder_learned_first"].function(dynamics(0.9, 0.2, ("0",)))
+    assert held is None and "no checkpoint after 0" in measured
+    measured, held = FINDINGS["encoder_learned_first"].function(dynamics(0.9, 0.2), epoch=4)
+    assert held is None and "no checkpoint '4'" in measured
+
+
+def collapse(active, cka):
+    return pd.DataFrame([dict(variant="v", seed=s, epoch="final", active_units=a,
+                              cka_mean_sampled=c) for s, (a, c) in enumerate(zip(active, cka))])
+
+
+def test_cka_tracks_collapse_is_a_rank_correlation_with_the_active_units():
+    assert verdict("cka_tracks_collapse", collapse([0, 1, 2, 3, 4, 5], [.1, .2, .3, .5, .6, .9]))
+    assert verdict("cka_tracks_collapse",
+                   collapse([0, 1, 2, 3, 4, 5], [.9, .6, .5, .3, .2, .1])) is False
+    # too few points to rank, or no spread in the active units: undefined
+    assert verdict("cka_tracks_collapse", collapse([1, 2, 3], [.1, math.nan, .3])) is None
+    assert verdict("cka_tracks_collapse", collapse([2, 2, 2, 2], [.1, .2, .3, .4])) is None
+    measured, _ = FINDINGS["cka_tracks_collapse"].function(
+        collapse([0, 1, 2, 3, 4, 5, 6], [.1, .2, .3, .5, .6, .9, math.nan]))
+    assert "over 6 seeds x checkpoints; 1 undefined left out" in measured
+
+
 def test_evaluate_writes_a_row_per_claim():
     rows = evaluate([dict(claim="tanh wins", check="separates_at_least_as_well",
                           params={"pairs": [["tanh", "relu"]]})],

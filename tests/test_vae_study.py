@@ -89,7 +89,8 @@ def test_dynamics_compares_each_layer_across_checkpoints_of_one_seed(study):
         assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-8)
     assert (study / "figures" / "dynamics.png").stat().st_size > 1000
     findings = pd.read_csv(study / "findings.csv")
-    assert findings["check"].tolist() == ["encoder_learned_first"]
-    assert findings["held"].iloc[0] in ("yes", "no")
+    assert findings["check"].tolist() == ["encoder_learned_first", "cka_tracks_collapse"]
+    assert set(findings["held"]) <= {"yes", "no"}
+    assert "between active units" in findings["measured"].iloc[1]
     assert "linear_cka to the final checkpoint at epoch 1: beta1: encoder" in (
         findings["measured"].iloc[0])

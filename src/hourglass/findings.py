@@ -171,7 +171,8 @@ def encoder_learned_first(dynamics, measure: str = "linear_cka", epoch: str | No
         if not later:
             return "no checkpoint after 0 before the final one (add one to checkpoints:)", None
         epoch = min(later, key=int)
-    rows = rows[rows["epoch_a"] == str(epoch)]
+    epoch = str(epoch)  # a label, as written in the tables
+    rows = rows[rows["epoch_a"] == epoch]
     if rows.empty:
         return f"no checkpoint {epoch!r} in dynamics.csv (add it to checkpoints:)", None
     parts, verdicts = [], []
@@ -183,6 +184,29 @@ def encoder_learned_first(dynamics, measure: str = "linear_cka", epoch: str | No
                         else bool(means["encoder"] > means["decoder"]))
     measured = f"{measure} to the final checkpoint at epoch {epoch}: " + "; ".join(parts)
     return measured, all_held(verdicts)
+
+
+def cka_tracks_collapse(collapse, alpha: float = 0.05, variants: list | None = None):
+    """Over every seed and checkpoint of `variants` (all where None): the
+    linear CKA between the mean and the sampled code rises with the active
+    units (Spearman's rho > 0, one-sided p < alpha, scipy.stats), so that a
+    falling CKA signals collapse. Rows whose CKA is undefined are left out."""
+    from scipy.stats import spearmanr
+
+    chosen = collapse if variants is None else collapse[collapse["variant"].isin(variants)]
+    rows = chosen.dropna(subset=["cka_mean_sampled"])
+    left_out = len(chosen) - len(rows)
+    if len(rows) < 3 or rows["active_units"].nunique() < 2:
+        return (f"{len(rows)} seeds x checkpoints with a CKA, active units "
+                f"{sorted(rows['active_units'].unique())}: too few, or no spread in the active "
+                "units, to rank"), None
+    rho, p = spearmanr(rows["active_units"], rows["cka_mean_sampled"], alternative="greater")
+    measured = (f"Spearman rho {rho:.3f} (one-sided p {p:.2g}) between active units "
+                f"({rows['active_units'].min()}–{rows['active_units'].max()}) and CKA(mean, "
+                f"sampled) ({rows['cka_mean_sampled'].min():.3f}–"
+                f"{rows['cka_mean_sampled'].max():.3f}) over {len(rows)} seeds x checkpoints"
+                + (f"; {left_out} undefined left out" if left_out else ""))
+    return measured, None if math.isnan(rho) else bool(rho > 0 and p < alpha)
 
 
 def undefined_seeds(silhouettes, variant):
@@ -226,6 +250,9 @@ FINDINGS = {
     "encoder_learned_first": Check(
         "encoders are learned before decoders",
         (("dynamics", "dynamics"),), encoder_learned_first),
+    "cka_tracks_collapse": Check(
+        "linear CKA between the mean and the sampled code tracks posterior collapse",
+        (("collapse", "collapse"),), cka_tracks_collapse),
 }
 
 
