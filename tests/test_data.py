@@ -255,3 +255,88 @@ def test_a_setting_without_resize_keeps_its_data_file_name():
     setting = {k: v for k, v in data_settings(config, schema)["data"].items()
                if k not in DATA_LOCATION}
     assert data_key(setting) == "digits-823f04a6"
+
+
+def dsprites_npz(root, scales=2, orientations=2, positions=3):
+    """A small file in dSprites' published layout (imgs, latents_classes and
+    latents_values over colour, shape, scale, orientation, pos_x, pos_y, and
+    a pickled metadata entry), its images random and its factors a grid."""
+    grid = (1, 3, scales, orientations, positions, positions)
+    n = int(np.prod(grid))
+    latents = np.stack(np.unravel_index(np.arange(n), grid), axis=1).astype(np.int64)
+    imgs = np.random.default_rng(0).integers(0, 2, size=(n, 64, 64), dtype=np.uint8)
+    metadata = np.array({"title": "dSprites"}, dtype=object)
+    np.savez(root / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz", imgs=imgs,
+             latents_classes=latents, latents_values=latents.astype(float), metadata=metadata)
+    return imgs, latents
+
+
+def test_dsprites_from_the_published_file_keeps_its_factors(tmp_path):
+    imgs, latents = dsprites_npz(tmp_path)
+    out = tmp_path / "dsprites.h5"
+    prepare("dsprites", tmp_path, False, 0.1, None, 6, 0, out)
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["factor_names"]) == ["shape", "scale", "orientation", "pos_x",
+                                                       "pos_y"]
+        assert json.loads(f.attrs["classes"]) == ["square", "ellipse", "heart"]
+        total = 0
+        for split in ("train", "val", "test"):
+            factors, x, y = (f[split][k][()] for k in ("factors", "x", "y"))
+            total += len(x)
+            # each image is the published one of its factors, labelled by its shape
+            index = [np.flatnonzero((latents[:, 1:] == row).all(1))[0] for row in factors]
+            assert np.array_equal(x[:, 0], imgs[index]) and np.array_equal(y, factors[:, 0])
+        assert total == len(imgs) and len(f["probe/factors"]) == 6
+    x, _ = load_split(out, "probe")
+    assert set(np.unique(x.numpy())) <= {0.0, 1.0}
+
+
+def test_dsprites_missing_or_damaged_says_what_and_how_to_get_it(tmp_path):
+    from hourglass.data import DatasetDamaged
+
+    with pytest.raises(DatasetMissing, match="dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz is "
+                                             "missing.*data.download: true.*google-deepmind"):
+        prepare("dsprites", tmp_path, False, 0.1, None, 3, 0, tmp_path / "out.h5")
+    dsprites_npz(tmp_path)
+    path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DatasetDamaged, match="cannot be read as dSprites.*Delete it"):
+        prepare("dsprites", tmp_path, False, 0.1, None, 3, 0, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_the_generated_shapes_cover_dsprites_factor_space_each_sprite_whole(tmp_path):
+    from hourglass.data import SPRITE_SHIFTS, sprite_shapes
+
+    sprites = sprite_shapes()
+    assert np.array_equal(sprites, sprite_shapes())  # deterministic
+    assert sprites.shape == (3, 6, 40, 64, 64)
+    # larger scales cover more pixels; rotation keeps the area (up to the grid)
+    area = sprites.sum(axis=(3, 4))
+    assert (np.diff(area[:, :, 0], axis=1) > 0).all()
+    assert (area.max(2) / area.min(2) < 1.25).all()
+    out = tmp_path / "shapes.h5"
+    prepare("shapes", "unused", False, 0.1, 300, 30, 0, out)
+    with h5py.File(out) as f:
+        assert len(f["test/x"]) == 73728  # a tenth of 737,280
+        for split in ("train", "probe"):
+            factors, x = f[split]["factors"][()], f[split]["x"][()]
+            for (shape, scale, orientation, px, py), image in zip(factors, x[:, 0]):
+                sprite = sprites[shape, scale, orientation].astype(np.uint8)
+                shifted = np.roll(np.roll(sprite, SPRITE_SHIFTS[py], 0), SPRITE_SHIFTS[px], 1)
+                assert np.array_equal(image, shifted)
+                assert image.sum() == sprite.sum()  # whole: nothing rolled over an edge
+        assert np.bincount(f["train/y"][()]).tolist() == [100, 100, 100]
+
+
+def test_test_size_keeps_a_stratified_subset_of_the_test_images(digits_file, tmp_path):
+    out = tmp_path / "small_test.h5"
+    prepare("digits", "unused", False, 0.1, None, 50, 0, out, test_size=100)
+    x_test, y_test = load_split(out, "test")
+    assert len(x_test) == 100 and np.bincount(y_test.numpy()).min() >= 9
+    # the training splits are those of the whole test set's file; the probe is drawn from the kept
+    assert np.array_equal(load_split(out, "train")[0], load_split(digits_file, "train")[0])
+    with h5py.File(out) as f:
+        assert np.array_equal(f["probe/x"][()], f["test/x"][()][f["probe/test_index"][()]])
+    with pytest.raises(ValueError, match="data.test_size is 400 but only 360 test images"):
+        prepare("digits", "unused", False, 0.1, None, 50, 0, tmp_path / "no.h5", test_size=400)

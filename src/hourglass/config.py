@@ -310,7 +310,7 @@ def data_settings(config, schema):
 
 
 # What fixes a data file's probe images: neither train_size nor val_fraction does.
-PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize")
+PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size")
 
 
 def data_problems(config, schema):

@@ -11,7 +11,9 @@ order the setting lists them; the file's `classes` attribute names them and
 """
 
 import gzip
+import math
 import pickle
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +36,11 @@ class Source:
     classes: list
     # {"train": (images file, labels file), "test": ...} where files hold them, for messages
     files: dict = field(default_factory=dict)
+    # the ground-truth factors of each image (dSprites: shape, scale, ...), where known:
+    # their names, and per split an integer array (images x factors) of each one's index
+    factor_names: tuple = ()
+    train_factors: np.ndarray | None = None
+    test_factors: np.ndarray | None = None
 
 
 class DatasetMissing(FileNotFoundError):
@@ -164,6 +171,105 @@ def _fashion_mnist(root, download, split_seed):
     return _fashion_torchvision(root, download, split_seed)
 
 
+# The factors of dSprites (Matthey et al. 2017), in the published file's order
+# (its constant colour left out), and the number of values of each.
+SPRITE_FACTORS = {"shape": 3, "scale": 6, "orientation": 40, "pos_x": 32, "pos_y": 32}
+SPRITE_SHAPES = ("square", "ellipse", "heart")
+SPRITE_SIDE = 64
+DSPRITES_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
+DSPRITES_URL = ("https://github.com/google-deepmind/dsprites-dataset/raw/master/"
+                + DSPRITES_FILE)
+# The share of the images held out as the test split (from which the probe
+# images are drawn): the paper trains on all of them, a split keeps the test
+# images unseen.
+SPRITE_TEST_SHARE = 0.1
+
+
+def _sprite_source(images, factors, split_seed, files=None):
+    """A Source of sprite images (N x 64 x 64 of 0/1) and their factor
+    indices (N x 5), labelled by shape, a seeded SPRITE_TEST_SHARE of each
+    shape held out for testing."""
+    shape = factors[:, 0]
+    idx_train, idx_test = train_test_split(np.arange(len(images)), test_size=SPRITE_TEST_SHARE,
+                                           stratify=shape, random_state=split_seed)
+    idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
+    return Source(images[idx_train, None], shape[idx_train], images[idx_test, None],
+                  shape[idx_test], scale=1.0, classes=list(SPRITE_SHAPES), files=files or {},
+                  factor_names=tuple(SPRITE_FACTORS), train_factors=factors[idx_train],
+                  test_factors=factors[idx_test])
+
+
+def _dsprites(root, download, split_seed):
+    """dSprites as published (DeepMind's .npz: `imgs`, 737,280 binary 64 x 64
+    images, and `latents_classes`, each image's factor indices), from
+    data.root, downloaded there with data.download."""
+    path = Path(root) / DSPRITES_FILE
+    how_to_get = (f"set data.download: true when online, or download {DSPRITES_URL} into "
+                  f"{Path(root).resolve()}/")
+    if not path.exists():
+        if not download:
+            raise DatasetMissing(f"dataset 'dsprites': {path.resolve()} is missing. To get it: "
+                                 f"{how_to_get}")
+        from torchvision.datasets.utils import download_url
+
+        download_url(DSPRITES_URL, str(root), DSPRITES_FILE)
+    try:
+        with np.load(path) as npz:  # no pickles: the file's metadata is not read
+            images, latents = npz["imgs"], npz["latents_classes"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise DatasetDamaged(f"dataset file {path} cannot be read as dSprites ({error}). Delete "
+                             f"it and get it again: {how_to_get}") from error
+    if images.shape[1:] != (SPRITE_SIDE, SPRITE_SIDE) or latents.shape != (len(images), 6):
+        raise DatasetDamaged(f"dataset file {path} holds images {images.shape} and factors "
+                             f"{latents.shape}, not dSprites' N x 64 x 64 and N x 6. Delete it "
+                             f"and get it again: {how_to_get}")
+    files = {split: (f"{path} (imgs)", f"{path} (latents_classes)") for split in ("train", "test")}
+    return _sprite_source(images.astype(np.uint8), latents[:, 1:].astype(np.int64), split_seed,
+                          files)
+
+
+def sprite_shapes():
+    """The 3 x 6 x 40 centred sprites of the generated stand-in for dSprites
+    (boolean, 64 x 64): a square, an ellipse and a heart, each at 6 scales
+    (0.5 to 1) and 40 orientations over a full turn, drawn from their
+    implicit equations on the pixel grid."""
+    c = (np.arange(SPRITE_SIDE) - (SPRITE_SIDE - 1) / 2) / (SPRITE_SIDE / 2)  # -1 .. 1
+    v, u = np.meshgrid(c, c, indexing="ij")
+    sprites = np.zeros((3, 6, 40, SPRITE_SIDE, SPRITE_SIDE), bool)
+    for k, scale in enumerate(np.linspace(0.5, 1, 6)):
+        for o, angle in enumerate(np.linspace(0, 2 * np.pi, 40, endpoint=False)):
+            cos, sin = np.cos(angle), np.sin(angle)
+            x = (cos * u + sin * v) / (0.4 * scale)
+            y = (-sin * u + cos * v) / (0.4 * scale)
+            sprites[0, k, o] = np.maximum(abs(x), abs(y)) <= 0.8
+            sprites[1, k, o] = x ** 2 + (2 * y) ** 2 <= 1
+            hx, hy = 1.1 * x, 0.25 - 1.1 * y
+            sprites[2, k, o] = (hx ** 2 + hy ** 2 - 1) ** 3 - hx ** 2 * hy ** 3 <= 0
+    return sprites
+
+
+# The generated sprites' 32 positions on each axis: shifts of the centred
+# sprite by -16 .. 15 pixels, within which every sprite stays whole.
+SPRITE_SHIFTS = np.arange(-16, 16)
+
+
+def _shapes(root, download, split_seed):
+    """An offline stand-in for dSprites, generated, not the published bytes:
+    the same factors (3 shapes x 6 scales x 40 orientations x 32 x 32
+    positions, 737,280 binary 64 x 64 images, in dSprites' order, pos_y
+    fastest) from sprite_shapes(), deterministic."""
+    sprites = sprite_shapes()
+    n = math.prod(SPRITE_FACTORS.values())
+    images = np.empty((n, SPRITE_SIDE, SPRITE_SIDE), np.uint8)
+    per_sprite = len(SPRITE_SHIFTS) ** 2
+    for i, sprite in enumerate(sprites.reshape(-1, SPRITE_SIDE, SPRITE_SIDE).astype(np.uint8)):
+        rows = np.stack([np.roll(sprite, dy, axis=0) for dy in SPRITE_SHIFTS])  # pos_y
+        block = np.stack([np.roll(rows, dx, axis=2) for dx in SPRITE_SHIFTS])  # pos_x, pos_y
+        images[i * per_sprite:(i + 1) * per_sprite] = block.reshape(-1, SPRITE_SIDE, SPRITE_SIDE)
+    factors = np.stack(np.unravel_index(np.arange(n), tuple(SPRITE_FACTORS.values())), axis=1)
+    return _sprite_source(images, factors.astype(np.int64), split_seed)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset a config can name: its loader, and what the config is checked
@@ -175,6 +281,7 @@ class Dataset:
     # split_seed), the most it can hold
     test_counts: tuple
     image_shape: tuple  # C x H x W
+    prepare_mb: int = 2000  # memory preparing its data file takes at most
 
 
 DIGIT_NAMES = tuple(str(c) for c in range(10))
@@ -197,6 +304,10 @@ DATASETS = {
         "cifar10", "CIFAR10", "set data.download: true when online, or unpack "
         "cifar-10-python.tar.gz into <data.root>/ (giving cifar-10-batches-py/)"),
         CIFAR10_NAMES, (1000,) * 10, (3, 32, 32)),
+    # labelled by shape; the test split is SPRITE_TEST_SHARE of each shape's 245,760 images
+    # 737,280 images of 4 KiB held with their splits' copies: 6.2 GB measured (shapes)
+    "dsprites": Dataset(_dsprites, SPRITE_SHAPES, (24576,) * 3, (1, 64, 64), prepare_mb=8000),
+    "shapes": Dataset(_shapes, SPRITE_SHAPES, (24576,) * 3, (1, 64, 64), prepare_mb=8000),
 }
 
 # With `classes` kept, every test image of theirs is a probe; of all classes, this many.
@@ -247,6 +358,8 @@ def setting_problems(setting, where):
                 f"{setting['dataset']!r}; its classes are {listed}"]
     kept = range(len(names)) if classes is None else classes
     available = sum(dataset.test_counts[c] for c in kept)
+    if setting.get("test_size") is not None:
+        available = min(available, setting["test_size"])
     probe_size = probe_size_of(setting)
     if probe_size is not None and probe_size > available:
         asked = (f"{probe_size} probe images asked for" if setting.get("probe_size") is not None
@@ -268,12 +381,17 @@ def keep_classes(name, src, classes):
     relabel = np.full(len(src.classes), -1)
     relabel[list(classes)] = np.arange(len(classes))
 
-    def keep(x, y):
-        mask = relabel[y] >= 0
-        return x[mask], relabel[y[mask]]
+    train, test = relabel[src.train_y] >= 0, relabel[src.test_y] >= 0
+    return replace(src, train_x=src.train_x[train], train_y=relabel[src.train_y[train]],
+                   test_x=src.test_x[test], test_y=relabel[src.test_y[test]],
+                   classes=[src.classes[c] for c in classes],
+                   train_factors=_rows(src.train_factors, train),
+                   test_factors=_rows(src.test_factors, test))
 
-    return Source(*keep(src.train_x, src.train_y), *keep(src.test_x, src.test_y),
-                  scale=src.scale, classes=[src.classes[c] for c in classes], files=src.files)
+
+def _rows(factors, index):
+    """The rows `index` of a split's factors (None where it has none)."""
+    return None if factors is None else factors[index]
 
 
 def stratified_subset(labels, size, seed, what, items="items"):
@@ -316,14 +434,18 @@ def first_images(name, src, first):
         if first[split] > held:
             raise ValueError(f"data.first.{split} is {first[split]} but {name!r} has {held} "
                              f"{split} images; set it to at most {held}")
-    return replace(src, train_x=src.train_x[:first["train"]], train_y=src.train_y[:first["train"]],
-                   test_x=src.test_x[:first["test"]], test_y=src.test_y[:first["test"]])
+    train, test = slice(first["train"]), slice(first["test"])
+    return replace(src, train_x=src.train_x[train], train_y=src.train_y[train],
+                   test_x=src.test_x[test], test_y=src.test_y[test],
+                   train_factors=_rows(src.train_factors, train),
+                   test_factors=_rows(src.test_factors, test))
 
 
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
-            classes=None, first=None, resize=None):
+            classes=None, first=None, resize=None, test_size=None):
     """Load dataset `name`, check it, keep its first images (`first`: {train,
-    test} counts, or None for all) and its `classes` (all if None), split it,
+    test} counts, or None for all) and its `classes` (all if None), keep a
+    class-stratified `test_size` of its test images (None: all), split it,
     choose the probe set (probe_size None: see probe_size_of), resize the
     images to `resize` pixels a side (None: as they are), and write `out`."""
     if name not in DATASETS:
@@ -335,6 +457,11 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
     class_ids = list(range(len(src.classes)))
     if classes is not None:
         src, class_ids = keep_classes(name, src, classes), list(classes)
+    if test_size is not None:
+        kept = stratified_subset(src.test_y, test_size, split_seed, "data.test_size",
+                                 f"test images of {name!r}")
+        src = replace(src, test_x=src.test_x[kept], test_y=src.test_y[kept],
+                      test_factors=_rows(src.test_factors, kept))
     n_val = int(round(val_fraction * len(src.train_y)))
     idx_fit, idx_val = train_test_split(
         np.arange(len(src.train_y)), test_size=n_val, stratify=src.train_y, random_state=split_seed
@@ -354,6 +481,8 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         "test": (src.test_x, src.test_y),
         "probe": (src.test_x[idx_probe], src.test_y[idx_probe]),
     }
+    factors = {"train": _rows(src.train_factors, idx_fit), "val": _rows(src.train_factors, idx_val),
+               "test": src.test_factors, "probe": _rows(src.test_factors, idx_probe)}
     if resize is not None:
         splits = {split: (resized(x, resize), y) for split, (x, y) in splits.items()}
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -362,12 +491,15 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
             group.create_dataset("x", data=x, chunks=(min(len(x), 1024), *x.shape[1:]),
                                  compression="gzip", shuffle=True)
             group.create_dataset("y", data=y.astype(np.int64))
+            if factors[split] is not None:
+                group.create_dataset("factors", data=factors[split])
         f["probe/test_index"] = idx_probe
         write_attrs(f, dataset=name, scale=src.scale, classes=src.classes, class_ids=class_ids,
+                    factor_names=list(src.factor_names),
                     image_shape=list(splits["train"][0].shape[1:]),
                     settings=dict(classes=classes, first=first, val_fraction=val_fraction,
                                   train_size=train_size, probe_size=probe_size,
-                                  split_seed=split_seed, resize=resize))
+                                  split_seed=split_seed, resize=resize, test_size=test_size))
 
 
 def load_split(path, split):

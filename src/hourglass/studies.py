@@ -39,6 +39,7 @@ data:
   probe_size: 300        # test images every layer is recorded on (class-stratified;
                          # null = all of the kept classes, or 1000 of all classes)
   split_seed: 0          # fixes the splits and the probe set
+  # test_size: 2000      # keep a class-stratified subset of the test images (unset: all)
   # resize: 64           # resize every image to this many pixels a side (vae_conv: 64)
 
 seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2

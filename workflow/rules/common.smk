@@ -11,6 +11,7 @@ from snakemake.utils import validate
 SRC_DIR = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC_DIR))
 from hourglass.analyses.registry import ANALYSES
+from hourglass.data import DATASETS
 from hourglass.findings import FINDINGS
 from hourglass.config import (
     check_config,

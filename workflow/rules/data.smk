@@ -1,5 +1,6 @@
 # Runs where snakemake runs (the login node on a cluster): downloads need the
-# network that compute nodes often lack, and preparing a dataset is light.
+# network that compute nodes often lack, and preparing a dataset is light
+# (the sprite datasets' 737,280 images take some GB: their mem_mb says so).
 localrules:
     data,
 
@@ -13,7 +14,7 @@ rule data:
         "../../envs/hourglass.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=lambda w: DATASETS[DATA_SETTINGS[w.data]["dataset"]].prepare_mb,
         runtime=30,
         # Where the dataset comes from changes no byte of the file: resources,
         # unlike params, are no re-run trigger, so moving it re-runs nothing.
