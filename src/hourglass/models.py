@@ -90,6 +90,19 @@ class Autoencoder(nn.Module):
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
 
 
+def _dense_stages(role, n_in, widths, activation, flatten=False):
+    """Dense layers of `widths` from `n_in` inputs, each followed by
+    `activation`, named {role}1, {role}2, ... with that role; the first
+    flattens its input where `flatten`."""
+    stages, prev = [], n_in
+    for i, width in enumerate(widths, 1):
+        first = [nn.Flatten()] if flatten and i == 1 else []
+        stages.append((f"{role}{i}", role,
+                       nn.Sequential(*first, nn.Linear(prev, width), activation())))
+        prev = width
+    return stages
+
+
 def _fc(settings, input_shape):
     """784-512-256-128-64-[b]xk-64-128-256-512-784 (Durbha et al. 2022), with the
     widths, latent size b, bottleneck depth k, and the activation of the hidden
@@ -98,18 +111,12 @@ def _fc(settings, input_shape):
     n_in = math.prod(input_shape)
     widths, latent, k = settings["widths"], settings["latent"], settings["bottleneck_layers"]
     hidden, code = ACTIVATIONS[settings["activation"]], ACTIVATIONS[settings["latent_activation"]]
-    stages, prev = [], n_in
-    for i, width in enumerate(widths, 1):
-        layers = [nn.Flatten()] if i == 1 else []
-        stages.append((f"encoder{i}", "encoder",
-                       nn.Sequential(*layers, nn.Linear(prev, width), hidden())))
-        prev = width
+    stages, prev = _dense_stages("encoder", n_in, widths, hidden, flatten=True), widths[-1]
     for i in range(1, k + 1):
         stages.append((f"bottleneck{i}", "bottleneck", nn.Sequential(nn.Linear(prev, latent), code())))
         prev = latent
-    for i, width in enumerate(reversed(widths), 1):
-        stages.append((f"decoder{i}", "decoder", nn.Sequential(nn.Linear(prev, width), hidden())))
-        prev = width
+    stages += _dense_stages("decoder", prev, widths[::-1], hidden)
+    prev = widths[0]
     stages.append(("output", "output", nn.Sequential(
         nn.Linear(prev, n_in), nn.Sigmoid(), nn.Unflatten(1, tuple(input_shape)))))
     return stages
@@ -165,17 +172,11 @@ def _vae_fc(settings, input_shape):
     n_in = math.prod(input_shape)
     widths, latent = settings["widths"], settings["latent"]
     hidden = ACTIVATIONS[settings["activation"]]
-    stages, prev = [], n_in
-    for i, width in enumerate(widths, 1):
-        layers = [nn.Flatten()] if i == 1 else []
-        stages.append((f"encoder{i}", "encoder",
-                       nn.Sequential(*layers, nn.Linear(prev, width), hidden())))
-        prev = width
+    stages, prev = _dense_stages("encoder", n_in, widths, hidden, flatten=True), widths[-1]
     stages += _vae_heads(prev, latent, f"encoder{len(widths)}")
     prev = latent
-    for i, width in enumerate(reversed(widths), 1):
-        stages.append((f"decoder{i}", "decoder", nn.Sequential(nn.Linear(prev, width), hidden())))
-        prev = width
+    stages += _dense_stages("decoder", prev, widths[::-1], hidden)
+    prev = widths[0]
     stages += [("logits", "logits", nn.Sequential(nn.Linear(prev, n_in),
                                                   nn.Unflatten(1, tuple(input_shape)))),
                ("output", "output", nn.Sigmoid())]

@@ -22,11 +22,10 @@ COLUMNS = ["variant", "seed", "layer", "layer_index", "region", "measure", "epoc
            "trained_a", "trained_b", "value", "undefined"]
 
 
-def across_checkpoints(loaders, measure, names):
+def across_checkpoints(arrays, measure, names):
     """The K x K matrix of `measure` between one layer's representations at K
-    checkpoints (`loaders`), NaN where one side is undefined, and each
-    side's reason ('' where defined)."""
-    arrays = [load() for load in loaders]
+    checkpoints (`arrays`), NaN where one side is undefined, and each side's
+    reason ('' where defined)."""
     reasons = [undefined_reason(X, measure, {}) for X in arrays]
     keep = [i for i, reason in enumerate(reasons) if not reason]
     matrix = np.full((len(arrays), len(arrays)), np.nan)
@@ -64,11 +63,10 @@ def run(activations, data, settings, out, threads=1):
         regions = layer_regions(attrs)
         checkpoints = [(epoch, int(files[epoch][1]["epoch"])) for epoch in order]
         for index, layer in enumerate(attrs["layer_names"]):
-            loaders = [lambda path=files[epoch][0], layer=layer: read_layer(path, layer)
-                       for epoch in order]
+            arrays = [read_layer(files[epoch][0], layer) for epoch in order]  # once, all measures
             names = [f"{attrs['variant']}/seed{seed}/epoch {epoch}/{layer}" for epoch in order]
             for measure in settings["measures"]:
-                matrix, reasons = across_checkpoints(loaders, measure, names)
+                matrix, reasons = across_checkpoints(arrays, measure, names)
                 key = dict(variant=attrs["variant"], seed=seed, layer=layer, layer_index=index,
                            region=regions[layer], measure=measure)
                 rows += layer_rows(key, checkpoints, matrix, reasons)
