@@ -185,3 +185,16 @@ def test_a_killed_denoising_run_resumes_its_noise(digits_file, tmp_path, referen
     assert "resuming after epoch" in log
     assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
     assert outputs(tmp_path / "run")["final.pt"] != outputs(reference)["final.pt"]
+
+
+def test_a_killed_run_in_steps_resumes_mid_pass(digits_file, tmp_path):
+    """Epochs of 40 steps of 16 images end mid-pass over the digits: the rest
+    of the pass under way is saved with the progress and trained on first."""
+    steps = {**SETTINGS, "training": {**SETTINGS["training"], "max_epochs": 3,
+                                      "epoch_steps": 40}}
+    finish(digits_file, tmp_path / "uninterrupted", steps)
+    proc = start(digits_file, tmp_path / "run", steps)
+    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
+    log = finish(digits_file, tmp_path / "run", steps)
+    assert "resuming after epoch" in log
+    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")

@@ -123,3 +123,35 @@ def test_a_diverged_seed_can_be_recorded_instead(digits_file, tmp_path):
     assert attrs["layer_names"] == [] and "diverged at epoch 1" in attrs["diverged"]
     with h5py.File(tmp_path / "final.h5") as f:
         assert len(f["layers"]) == 0
+
+
+def test_an_epoch_of_steps_draws_on_through_passes_each_in_a_new_order():
+    from hourglass.train import epoch_batches
+
+    order, queue, epochs = torch.Generator().manual_seed(0), torch.empty(0, dtype=torch.long), []
+    for _ in range(5):  # 5 epochs of 3 batches of 4: 60 indices, 6 passes over 10 images
+        batches, queue = epoch_batches(10, 4, 3, order, queue)
+        assert [len(b) for b in batches] == [4, 4, 4]
+        epochs.append(torch.cat(batches))
+    drawn = torch.cat(epochs)
+    for k in range(6):
+        assert sorted(drawn[10 * k:10 * (k + 1)].tolist()) == list(range(10))
+    assert len(queue) == 0 and not torch.equal(drawn[:10], drawn[10:20])
+    # without epoch_steps, one pass whose last batch is short, as always
+    batches, queue = epoch_batches(10, 4, None, torch.Generator().manual_seed(0), queue)
+    assert torch.equal(torch.cat(batches), torch.randperm(10, generator=torch.Generator()
+                                                          .manual_seed(0)))
+    assert [len(b) for b in batches] == [4, 4, 2]
+
+
+def test_training_in_steps_averages_the_images_it_trained_on(digits_file, tmp_path):
+    run(digits_file, tmp_path, epoch_steps=5, max_epochs=2)
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert load_checkpoint(tmp_path / "checkpoints" / "epoch2.pt")[1]["epoch"] == 2
+    # 5 steps of 64 images, a fifth of the training digits: their mean loss is
+    # near the untrained one (a sum over them divided by the whole split
+    # would be about a fifth of it)
+    ratio = float(rows[1]["train_loss"]) / float(rows[0]["train_loss"])
+    assert 0.6 < ratio < 1.05

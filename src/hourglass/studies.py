@@ -84,6 +84,7 @@ training:                # every variant's training, unless the variant override
   weight_decay: 0        # Adam's weight decay
   batch_size: 32         # images per step
   max_epochs: 200        # at most; early stopping usually ends sooner
+  epoch_steps: null      # or N: an epoch is N steps (training measured in steps)
   patience: 10           # stop after this many epochs without a lower validation loss
   device: cpu            # or cuda: each training job asks for one GPU
   on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out

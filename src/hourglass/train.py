@@ -126,6 +126,22 @@ def noise_stream(*key):
     return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
 
 
+def epoch_batches(images, batch_size, epoch_steps, order, queue):
+    """One epoch's minibatches (index tensors) of a training split of
+    `images`, and the indices left for the next epoch. An epoch is one pass
+    over the split in the order `order` draws (`epoch_steps` None: the last
+    batch may be short), or `epoch_steps` full batches drawn on through
+    passes, each in a new order, that need not end with the epoch (as a
+    TensorFlow dataset's repeat() and batch()): `queue` holds the indices of
+    the pass under way that earlier epochs left."""
+    if epoch_steps is None:
+        return torch.randperm(images, generator=order).split(batch_size), queue
+    wanted = epoch_steps * batch_size
+    while len(queue) < wanted:
+        queue = torch.cat([queue, torch.randperm(images, generator=order)])
+    return queue[:wanted].split(batch_size), queue[wanted:].clone()  # not the whole pass saved
+
+
 def add_terms(totals, terms, images):
     """Add each term, a mean over `images` images, to its running sum over images."""
     for name, value in terms.items():
@@ -183,7 +199,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     the objective (hourglass.objectives) on the training, validation and test
     splits (train_loss, train_recon, val_loss, ..., test_recon), then seconds.
     Epoch 0 evaluates the untrained model; from epoch 1 on, the training
-    columns average the batches as they were trained. Where training ends
+    columns average the batches as they were trained. An epoch is one pass
+    over the training split, or `training["epoch_steps"]` steps (see
+    epoch_batches): training measured in steps, as Bonheme & Grzes's. Where training ends
     (early stopping or max_epochs) before a checkpoint's epoch, that
     checkpoint holds the final weights; its `epoch` says how many epochs they
     had. Trains on `settings["training"]["device"]` ("cpu", the default, or
@@ -219,7 +237,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     noise = noise_stream(seed, TRAIN_NOISE)
     loss = objective_loss(training.get("objective", DEFAULT_OBJECTIVE))
     recon = training["loss"]
-    steps_per_epoch = math.ceil(len(x_train) / training["batch_size"])
+    epoch_steps = training.get("epoch_steps")
+    steps_per_epoch = epoch_steps or math.ceil(len(x_train) / training["batch_size"])
     wanted = sorted(settings["checkpoints"])
 
     def evaluated(splits_wanted, epoch):
@@ -241,7 +260,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
         row = {"epoch": 0, **evaluated(SPLITS, 0), "seconds": 0.0}
         progress = {"epoch": 0, "rows": [row], "best": row["val_loss"], "best_epoch": 0,
                     "best_model": clone(model.state_dict()), "waited": 0,
-                    "done": training["max_epochs"] == 0}
+                    "done": training["max_epochs"] == 0,
+                    "queue": torch.empty(0, dtype=torch.long)}
         log(f"epoch 0: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}")
         if 0 in wanted:
             checkpoint("epoch0", model.state_dict(), 0)
@@ -258,7 +278,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
         start = time.perf_counter()
         model.train()
         totals = {}
-        batches = torch.randperm(len(x_train), generator=order).split(training["batch_size"])
+        batches, progress["queue"] = epoch_batches(len(x_train), training["batch_size"],
+                                                   epoch_steps, order, progress["queue"])
         for step, idx in enumerate(batches, 1):
             bar(step, len(batches), f"epoch {epoch}/{training['max_epochs']}")
             idx = idx.to(device)
@@ -269,8 +290,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
             terms["loss"].backward()
             optimizer.step()
             add_terms(totals, terms, len(idx))
+        trained = sum(len(idx) for idx in batches)
         row = {"epoch": epoch, **split_columns("train", {
-            name: total / len(x_train) for name, total in totals.items()}),
+            name: total / trained for name, total in totals.items()}),
             **evaluated(SPLITS[1:], epoch)}
         row["seconds"] = time.perf_counter() - start
         progress["rows"].append(row)
