@@ -8,6 +8,7 @@ import pytest
 
 from hourglass.activations import describe, read_layer
 from hourglass.similarity import linear_cka, procrustes
+from hourglass.analyses import across_variants
 from hourglass.analyses.collapse import dimension_rows, mean_sampled_cka
 from test_workflow import snakemake
 
@@ -89,8 +90,50 @@ def test_dynamics_compares_each_layer_across_checkpoints_of_one_seed(study):
         assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-8)
     assert (study / "figures" / "dynamics.png").stat().st_size > 1000
     findings = pd.read_csv(study / "findings.csv")
-    assert findings["check"].tolist() == ["encoder_learned_first", "cka_tracks_collapse"]
+    assert findings["check"].tolist() == ["encoder_learned_first", "cka_tracks_collapse",
+                                          "encoder_alike_across_variants"]
     assert set(findings["held"]) <= {"yes", "no"}
     assert "between active units" in findings["measured"].iloc[1]
     assert "linear_cka to the final checkpoint at epoch 1: beta1: encoder" in (
         findings["measured"].iloc[0])
+
+
+def test_across_variants_compares_every_layer_of_the_two_variants_at_the_final_checkpoint(
+        study, tmp_path):
+    pairs = pd.read_csv(study / "across_variants" / "pairs.csv")
+    layers = pd.read_csv(study / "across_variants" / "layers.csv")
+    representations = 2 * 2 * 10  # variants x seeds x layers, final checkpoint only
+    assert len(pairs) == representations * (representations - 1) // 2
+    assert set(pairs["measure"]) == {"linear_cka"} and pairs["undefined"].isna().all()
+    final = {(v, s): study / v / f"seed{s}" / "activations" / "final.h5"
+             for v in ("beta1", "tc8") for s in (0, 1)}
+    row = pairs[(pairs["a_variant"] == "beta1") & (pairs["a_seed"] == 0)
+                & (pairs["a_layer"] == "encoder1") & (pairs["b_variant"] == "tc8")
+                & (pairs["b_seed"] == 1) & (pairs["b_layer"] == "mean")]
+    assert row["a_role"].iloc[0] == "encoder" and row["b_role"].iloc[0] == "mean"
+    expected = linear_cka(read_layer(final["beta1", 0], "encoder1"),
+                          read_layer(final["tc8", 1], "mean"))
+    assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-8)
+    # the summary: a layer against itself, same seed across the two variants
+    same = layers[(layers["layer"] == "encoder2") & (layers["pairing"] == "same seed")].iloc[0]
+    by_hand = [linear_cka(read_layer(final["beta1", s], "encoder2"),
+                          read_layer(final["tc8", s], "encoder2")) for s in (0, 1)]
+    assert same["mean"] == pytest.approx(np.mean(by_hand), rel=1e-8)
+    assert same["sd"] == pytest.approx(np.std(by_hand, ddof=1), rel=1e-6)
+    assert (same["pairs"], same["region"]) == (2, "encoder")
+    counts = layers.groupby("pairing")["pairs"].first()
+    assert counts.to_dict() == {"same seed": 2, "across seeds": 2, "seeds of one variant": 2}
+    for figure in ("across_variants", "across_variants_heatmaps"):
+        assert (study / "figures" / f"{figure}.png").stat().st_size > 1000
+    findings = pd.read_csv(study / "findings.csv")
+    assert findings["measured"].iloc[2].startswith("linear_cka, same seed: digits-")
+
+    # variants recorded on other probe images are not compared
+    out = {"pairs": tmp_path / "pairs.csv", "layers": tmp_path / "layers.csv"}
+    settings = dict(measures=["linear_cka"], dtype="float64", device="cpu", max_memory_gb=None,
+                    probes={"beta1": "digits-a", "tc8": "digits-b"})
+    lines = []
+    across_variants.run([str(p) for p in final.values()], None, settings, out, log=lines.append)
+    assert pd.read_csv(out["pairs"]).empty and pd.read_csv(out["layers"]).empty
+    assert lines == ["left out: beta1 is the only variant recorded on data digits-a",
+                     "left out: tc8 is the only variant recorded on data digits-b"]

@@ -209,6 +209,37 @@ def cka_tracks_collapse(collapse, alpha: float = 0.05, variants: list | None = N
     return measured, None if math.isnan(rho) else bool(rho > 0 and p < alpha)
 
 
+def encoder_alike_across_variants(layers, measure: str = "linear_cka",
+                                  pairing: str = "same seed"):
+    """Per group of variants on the same probe images: every encoder layer is
+    more alike across variants than each of the mean, log-variance and
+    sampled layers (the mean of `measure` over the `pairing` pairs of the
+    layer against itself, across_variants/layers.csv)."""
+    rows = layers[(layers["measure"] == measure) & (layers["pairing"] == pairing)]
+    if rows.empty:
+        return (f"no {measure} pairs of kind {pairing!r} in across_variants/layers.csv "
+                "(analyses.across_variants.measures; two variants on the same data)"), None
+    parts, verdicts = [], []
+    for probes, own in rows.groupby("probes", sort=False):
+        encoder = own[own["role"] == "encoder"]
+        heads = own[own["role"].isin(["mean", "logvar", "sampled"])]
+        if encoder.empty or heads.empty:
+            parts.append(f"{probes}: no encoder layer or no mean/logvar/sampled layer")
+            verdicts.append(None)
+            continue
+        low = encoder.loc[encoder["mean"].idxmin()] if encoder["mean"].notna().all() else None
+        values = ", ".join(f"{r.layer} {r.mean:.3f}" for r in heads.itertuples())
+        if low is None or heads["mean"].isna().any():
+            parts.append(f"{probes}: undefined values (encoder {encoder['mean'].tolist()}, "
+                         f"{values})")
+            verdicts.append(None)
+            continue
+        parts.append(f"{probes}: encoder min {low['layer']} {low['mean']:.3f} "
+                     f"(max {encoder['mean'].max():.3f}); {values}")
+        verdicts.append(bool(low["mean"] > heads["mean"].max()))
+    return f"{measure}, {pairing}: " + "; ".join(parts), all_held(verdicts)
+
+
 def undefined_seeds(silhouettes, variant):
     """' (k of n seeds undefined)' where some seeds' final silhouettes are NaN
     (left out of the means: a dead code separates nothing, but scores no 0)."""
@@ -253,6 +284,10 @@ FINDINGS = {
     "cka_tracks_collapse": Check(
         "linear CKA between the mean and the sampled code tracks posterior collapse",
         (("collapse", "collapse"),), cka_tracks_collapse),
+    "encoder_alike_across_variants": Check(
+        "encoder layers are more alike across objectives and strengths than the mean, "
+        "log-variance and sampled layers",
+        (("across_variants", "layers"),), encoder_alike_across_variants),
 }
 
 

@@ -637,6 +637,85 @@ def collapse_figure(collapse, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+SIDES = ("a", "b")
+PAIRING_STYLE = {"same seed": "-", "across seeds": "--", "seeds of one variant": ":"}
+
+
+def across_variants_figure(layers, paths, dpi=150):
+    """Each layer against itself in the other variants recorded on the same
+    probe images: per layer the mean (± one SD) over pairs of variants with
+    the same seed, with different seeds, and, for reference, over pairs of
+    seeds of one variant; a column per group of variants, a row per measure.
+    An undefined mean is an 'x' at the foot."""
+    groups = list(dict.fromkeys(layers["probes"]))
+    measures = list(dict.fromkeys(layers["measure"]))
+    fig, axes = plt.subplots(len(measures), len(groups), squeeze=False, layout="constrained",
+                             figsize=(5.0 * len(groups) + 1.6, 3.4 * len(measures)))
+    undefined = False
+    for row, measure in zip(axes, measures):
+        for ax, probes in zip(row, groups):
+            rows = layers[(layers["probes"] == probes) & (layers["measure"] == measure)]
+            order = rows.sort_values("layer_index").drop_duplicates("layer")
+            names = list(order["layer"])
+            shade_regions(ax, list(order["region"]))
+            layer_axis(ax, names)
+            for i, (kind, style) in enumerate(PAIRING_STYLE.items()):
+                one = rows[rows["pairing"] == kind].set_index("layer").reindex(names)
+                if one["pairs"].isna().all():
+                    continue
+                x = np.arange(len(names))
+                mean = one["mean"].to_numpy(dtype=float)
+                sd = one["sd"].fillna(0).to_numpy(dtype=float)
+                colour = PALETTE[i]
+                ax.plot(x, mean, ls=style, marker="o", ms=3, color=colour, label=kind)
+                ax.fill_between(x, mean - sd, mean + sd, color=colour, alpha=0.12, lw=0)
+                undefined |= mark_undefined(ax, x, mean, colour)
+            ax.set_title(f"{probes}: {measure}", fontsize=9, pad=14)
+            ax.set_ylabel(f"{measure}, layer against itself\n(mean over pairs, band ±1 SD)")
+    if undefined:
+        undefined_legend_entry(axes[0][-1], "pairs.csv")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, title="pairs")
+    save(fig, paths, dpi)
+
+
+def across_variants_heatmaps(pairs, paths, dpi=150):
+    """Layer x layer between each two variants recorded on the same probe
+    images, of the same seed, averaged over seeds: a heatmap per pair of
+    variants and measure (rows: the first variant's layers). A cell
+    undefined in any seed is grey."""
+    pairs = pairs[(pairs["a_variant"] != pairs["b_variant"]) & (pairs["a_seed"] == pairs["b_seed"])]
+    swap = {c: {"a_": "b_", "b_": "a_"}[c[:2]] + c[2:] for c in pairs if c[:2] in ("a_", "b_")}
+    both = pd.concat([pairs, pairs.rename(columns=swap)])
+    panels = []
+    for (probes, measure), rows in pairs.groupby(["probes", "measure"], sort=False):
+        variants = list(dict.fromkeys([*rows["a_variant"], *rows["b_variant"]]))
+        panels += [(probes, measure, a, b) for i, a in enumerate(variants) for b in variants[i + 1:]]
+    columns = min(len(panels), 3) or 1
+    lines = -(-len(panels) // columns) or 1
+    fig, axes = plt.subplots(lines, columns, squeeze=False, layout="constrained",
+                             figsize=(4.4 * columns, 4.0 * lines))
+    for ax, (probes, measure, a, b) in zip(axes.flat, panels):
+        rows = both[(both["probes"] == probes) & (both["measure"] == measure)
+                    & (both["a_variant"] == a) & (both["b_variant"] == b)]
+        grid = rows.groupby(["a_layer_index", "b_layer_index"])["value"].agg(
+            lambda v: v.mean(skipna=False)).unstack()
+        names = {side: dict(zip(rows[f"{side}_layer_index"], rows[f"{side}_layer"]))
+                 for side in SIDES}
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+        image.cmap.set_bad("lightgrey")
+        ax.set_yticks(range(len(grid.index)), [names["a"][i] for i in grid.index], fontsize=6)
+        ax.set_xticks(range(len(grid.columns)), [names["b"][i] for i in grid.columns],
+                      fontsize=6, rotation=90)
+        ax.set_ylabel(a)
+        ax.set_xlabel(b)
+        ax.set_title(f"{measure} ({probes})", fontsize=8)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    if panels:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="mean over seeds (same seed on both sides)")
+    save(fig, paths, dpi)
+
+
 REGION_ORDER = ["input", "encoder", "bottleneck", "decoder", "output"]
 
 

@@ -98,7 +98,8 @@ variants:
     model: {latent: 8}
 
 # What the study computes from the recorded layers, each with its options
-# (hourglass.analyses.registry): one job per variant, tables gathered.
+# (hourglass.analyses.registry): one job per variant, tables gathered, but for
+# across_variants, one job for the study.
 analyses:
   consistency: {}        # RC per layer across seeds and the MDS (options under similarity:)
   # latent:              # how far apart a layer's codes keep the classes: silhouettes,
@@ -109,6 +110,8 @@ analyses:
     # measures: [linear_cka, procrustes]
   # collapse:            # a VAE's posterior collapse: active units, KL per dimension,
     # threshold: 0.01    # active: the variance of a dimension's mean exceeds this
+  # across_variants:     # every layer of every variant against those of the others,
+    # measures: [linear_cka]  # at the final checkpoint, on the same probe images
 
 # Claims of a paper the study reproduces, each a named check on its tables
 # with params (hourglass.findings.FINDINGS); findings.csv says what held.

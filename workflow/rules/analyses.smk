@@ -1,8 +1,10 @@
-# One rule per enabled analysis (hourglass.analyses.registry.ANALYSES): a job
-# per variant reads every seed's activations at every checkpoint (and the
-# variant's data file where the analysis reads it) and writes the analysis's
-# tables; a local job per table gathers them over the variants.
-for name in ANALYSES_ENABLED:
+# One rule per enabled analysis (hourglass.analyses.registry.ANALYSES). Of
+# an analysis of variants, a job per variant reads every seed's activations
+# at every checkpoint (and the variant's data file where the analysis reads
+# it) and writes the analysis's tables; a local job per table gathers them
+# over the variants. Of an analysis of the study, one job reads every
+# variant's final activations (and no data file) and writes the study's tables.
+for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
     analysis = ANALYSES[name]
 
     rule:
@@ -66,3 +68,36 @@ for name in ANALYSES_ENABLED:
             code=code_hash(name),
         shell:
             "hourglass gather --tables {input} --out {output} > {log} 2>&1"
+
+
+for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
+    analysis = ANALYSES[name]
+
+    rule:
+        name:
+            name
+        input:
+            activations=expand(
+                f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/final.h5",
+                variant=VARIANTS,
+                seed=SEEDS,
+            ),
+        output:
+            [f"{STUDY_DIR}/{analysis.folder}/{table}.csv" for table in analysis.tables],
+        log:
+            f"{STUDY_DIR}/logs/{name}.log",
+        conda:
+            "../../envs/hourglass.yaml"
+        threads: SIMILARITY_THREADS
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        params:
+            name=name,
+            settings=to_json(analysis.settings(config)),
+            threads=SIMILARITY_THREADS,
+            code=code_hash(name),
+        shell:
+            "hourglass analysis {params.name} --activations {input.activations}"
+            " --threads {params.threads} --out {output}"
+            " --settings {params.settings:q} > {log} 2>&1"

@@ -1,10 +1,12 @@
 """The analyses a study may enable under `analyses:`, by name.
 
-An analysis is a function of the files of one variant (every seed's
-activations at every checkpoint, and the variant's data file) returning
-tables; the workflow runs it once per variant, gathers each table over the
-variants into results/{study}/{folder}/{table}.csv, and draws its figures
-from the gathered tables. Everything the workflow needs to know of an
+An analysis is a function of files returning tables. Most look at one
+variant at a time (scope "variant": every seed's activations at every
+checkpoint, and the variant's data file): the workflow runs them once per
+variant and gathers each table over the variants into
+results/{study}/{folder}/{table}.csv. One that compares variants (scope
+"study") reads every variant's final activations (no data file) in one
+job and writes those tables itself. Figures are drawn from the study's tables. Everything the workflow needs to know of an
 analysis is here: a new one is an entry, its module, a caption section in
 workflow/report/figure.rst and its options in the schema. This module
 imports nothing heavy: the Snakefile reads it at start-up.
@@ -13,6 +15,8 @@ imports nothing heavy: the Snakefile reads it at start-up.
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from hourglass.config import data_key  # config imports this module only inside functions
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class Analysis:
     study config; modules: the package code it runs, hashed into its rules so
     that editing it re-runs the analysis; figures: by name; roles: the roles
     of the layers it reads (hourglass.models.ROLES) beyond every model's
-    input and output, which the config checks each variant's model has."""
+    input and output, which the config checks each variant's model has;
+    scope: "variant" (a job per variant, every checkpoint) or "study" (one
+    job, every variant's final checkpoint)."""
 
     description: str
     folder: str
@@ -48,6 +54,7 @@ class Analysis:
     modules: tuple[str, ...]
     figures: dict[str, Figure] = field(default_factory=dict)
     roles: tuple[str, ...] = ()
+    scope: str = "variant"
 
 
 ANALYSES = {
@@ -124,6 +131,30 @@ ANALYSES = {
                                ("collapse",), "collapse_figure"),
         },
         roles=("mean", "logvar", "sampled"),
+    ),
+    "across_variants": Analysis(
+        "every layer of every variant against every layer of the other variants recorded on "
+        "the same probe images, at the final checkpoint, same seed and across seeds",
+        folder="across_variants",
+        reads=("activations",),
+        tables=("pairs", "layers"),
+        run="hourglass.analyses.across_variants:run",
+        settings=lambda config: {
+            **config["analyses"]["across_variants"],
+            **{k: config["similarity"][k] for k in ("dtype", "device", "max_memory_gb")},
+            "probes": {v: data_key(s["data"]) for v, s in config["variants"].items()},
+        },
+        modules=("analyses/across_variants.py", "analyses/comparisons.py", "similarity",
+                 "activations.py", "models.py", "io.py"),
+        figures={
+            "across_variants": Figure("each layer across variants, per layer",
+                                      "3. Across variants", ("layers",),
+                                      "across_variants_figure"),
+            "across_variants_heatmaps": Figure("layer x layer between variants, same seed",
+                                               "3. Across variants", ("pairs",),
+                                               "across_variants_heatmaps"),
+        },
+        scope="study",
     ),
 }
 
