@@ -14,12 +14,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from hourglass.data import load_split
 from hourglass.io import atomic_path, open_h5, write_attrs
-from hourglass.models import ROLES
-from hourglass.train import EVAL_BATCH, RECORD_NOISE, load_checkpoint, noise_stream
 
 # What a VAE's decoder reads while the probe images are recorded: a code
 # sampled from the posterior, drawn from a stream the seed and the weights'
@@ -29,6 +26,12 @@ RECORD_FROM = ("sampled", "mean")
 
 def record(checkpoint, data, out, threads=1, record_from="sampled"):
     """Run the probe set through `checkpoint` and write every layer to `out`."""
+    # torch only here: the readers below serve the figure and table jobs,
+    # which should not pay its seconds of start-up each
+    import torch
+
+    from hourglass.train import EVAL_BATCH, RECORD_NOISE, load_checkpoint, noise_stream
+
     if record_from not in RECORD_FROM:
         raise ValueError(f"record_from {record_from!r} is not known; choose "
                          f"{' or '.join(RECORD_FROM)}")
@@ -60,6 +63,8 @@ def record(checkpoint, data, out, threads=1, record_from="sampled"):
 def layer_regions(attrs):
     """{layer: region} of an activation file (its describe() attributes): the
     region (input, encoder, bottleneck, decoder, output) of each layer's role."""
+    from hourglass.models import ROLES  # with torch: not for the figures' readers
+
     return {name: ROLES[role] for name, role in zip(attrs["layer_names"], attrs["layer_roles"])}
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from hourglass.io import atomic_path, open_h5, write_attrs
 
@@ -41,6 +40,14 @@ class Source:
     factor_names: tuple = ()
     train_factors: np.ndarray | None = None
     test_factors: np.ndarray | None = None
+
+
+def train_test_split(*arrays, **options):
+    """scikit-learn's, imported on first use: Snakemake imports this module
+    (DATASETS) each time it starts, and scikit-learn takes seconds to import."""
+    from sklearn.model_selection import train_test_split as split
+
+    return split(*arrays, **options)
 
 
 class DatasetMissing(FileNotFoundError):
