@@ -1,4 +1,7 @@
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -6,6 +9,7 @@ import pytest
 from hourglass.data import prepare
 
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +56,33 @@ def workflow_copy(tmp_path_factory):
             shutil.copy(REPO / "tests" / study, root / study)
         return root
     return copy
+
+
+def snakemake(workdir, *args, check=True):
+    """Run Snakemake (2 cores) in `workdir` with the interpreter of the tests."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=workdir, env=env, capture_output=True, text=True)
+    if check and result.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_study(workflow_copy):
+    """A copy of the workflow with the tiny study (tests/tiny.yaml) run to the
+    end, once for every module that reads it or dry-runs edits of it: a test
+    that changes it puts it back, one that runs jobs works on a copy_of() it."""
+    root = workflow_copy("tiny")
+    snakemake(root, "--configfile", "tiny.yaml")
+    return root
+
+
+def copy_of(study, folder):
+    """A copy of a study's workflow folder (results, Snakemake's records, and
+    every file's times, so nothing looks newer than it is)."""
+    return Path(shutil.copytree(study, folder, symlinks=True))
 
 
 @pytest.fixture(scope="session")

@@ -28,11 +28,12 @@ from hourglass import __version__
 from hourglass.activations import record
 from hourglass.checks import InputError, load_checkpoint
 from hourglass.cli import main
+from hourglass.config import ConfigError, check_files
 from hourglass.data import prepare
 from hourglass.io import FORMAT_VERSION, write_matrix
 from hourglass.train import train
 from test_data import idx_bytes, write_idx_files
-from test_workflow import snakemake
+from conftest import REPO, SCHEMA, copy_of, snakemake
 
 PROBE = 60
 LAYERS = ["input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2", "output"]
@@ -490,7 +491,7 @@ def test_every_torch_load_and_yaml_read_is_safe():
                 assert "Loader=StrictLoader" in line, f"{path}:{number}: {line}"
 
 
-# ------------------------------------------------- configs, via snakemake
+# ------------------------------------------------- configs
 
 
 @pytest.fixture(scope="module")
@@ -511,6 +512,14 @@ def rejected(root, configfiles, *expected, target=()):
 
 BAD_CONFIGS = [
     ("model: {latnet: 4}", "unknown key model.latnet; allowed here: architecture, widths"),
+    ("trainig: {lr: 0.1}", "unknown key trainig; allowed here: study, data"),
+    ("model: {channels: [8, 8, 8]}", "unknown key model.channels; allowed here: architecture, widths"),
+    ("variants: {a: {model: {latent: four}}}", "variants.a.model.latent: 'four' is not of type 'integer'"),
+    ("variants: {a: {model: {latent: 0}}}", "variants.a.model.latent: 0 is less than the minimum of 1"),
+    ("similarity: {measures: {linear_cka: {debias: true}}}",
+     "similarity.measures.linear_cka: measure 'linear_cka' takes the options (debiased"),
+    ("figures: {formats: [pdf, svg]}", "figures.formats: ['pdf', 'svg'] does not contain items"
+     " matching the given schema (file formats of every figure; png must be among them"),
     ("training: {lr: fast}", "training.lr: 'fast' is not of type 'number'"),
     ("seeds: '0, 1'", "seeds: '0, 1' is not of type 'array'"),
     ("training: {max_epochs: -1}", "training.max_epochs: -1 is less than the minimum of 0"),
@@ -543,8 +552,28 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("bad,message", BAD_CONFIGS)
+def test_bad_config_is_named_by_the_start_up_checks(tmp_path, bad, message):
+    """The checks the Snakefile runs before anything else, in this process:
+    check_files reads each file strictly and merges them as --configfile does,
+    then runs the Snakefile's check_config and check_measures."""
+    (tmp_path / "bad.yaml").write_text(bad + "\n")
+    with pytest.raises(ConfigError) as error:
+        check_files([REPO / "tests" / "tiny.yaml", tmp_path / "bad.yaml"], SCHEMA)
+    assert message in str(error.value)
+
+
+# Snakemake itself stops on one bad config of each kind: a key the schema does
+# not know, a value only the data can refute, a measure's option, and files
+# its own loader would take (a key given twice, an alias that expands to a
+# billion strings)
+SNAKEMAKE_STOPS = [(bad, message) for bad, message in BAD_CONFIGS if message.startswith((
+    "unknown key model.latnet", "variants.latent4.data.classes", "similarity.measures.",
+    "line 1, column 19", "line 2, column 10"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad,message", SNAKEMAKE_STOPS)
 def test_bad_config_stops_before_any_job(workflow, tmp_path, bad, message):
     (tmp_path / "bad.yaml").write_text(bad + "\n")
     rejected(workflow, ["tiny.yaml", str(tmp_path / "bad.yaml")], message)
@@ -615,17 +644,10 @@ def test_no_wildcard_matches_a_path_outside_the_study(workflow, target):
 # --------------------------------------- a real results folder, via snakemake
 
 
-@pytest.fixture(scope="module")
-def ran(workflow_copy):
-    """The tiny study run by snakemake up to the consistency tables."""
-    root = workflow_copy("ran")
-    snakemake(root, "--configfile", "tiny.yaml", "--", "results/tiny/similarity/consistency.csv")
-    return root
-
-
 @pytest.fixture
-def ran_copy(ran, tmp_path):
-    return Path(shutil.copytree(ran, tmp_path / "ran", symlinks=True))
+def ran_copy(tiny_study, tmp_path):
+    """A copy of the tiny study, run to the end."""
+    return copy_of(tiny_study, tmp_path / "ran")
 
 
 def snakemake_fails(root, log, *expected):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, SCHEMA
 from hourglass.activations import describe, read_layer, record
 from hourglass.analyses.comparisons import compare
 from hourglass.cli import main
@@ -24,7 +24,6 @@ from hourglass.io import read_matrix, write_matrix
 from hourglass.similarity import MEASURES, linear_cka
 from hourglass.train import load_checkpoint
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 LAYERS = ["input", "encoder1", "encoder2", "bottleneck1", "decoder1", "decoder2", "output"]
 
 
@@ -318,7 +317,7 @@ def test_new_study_rejects_names_that_are_no_folder_name(tmp_path, capsys, name)
 
 def test_new_study_goes_to_configs_and_snakemake_takes_it(workflow_copy):
     """In a checkout (a copy of the workflow, package under src/), from any folder."""
-    from test_workflow import snakemake
+    from conftest import snakemake
 
     root = workflow_copy("new_study")
     elsewhere = root / "notebooks"

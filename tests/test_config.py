@@ -5,11 +5,10 @@ variant's settings resolved in full."""
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, SCHEMA
 from hourglass.config import (ConfigError, check_config, check_measures, data_key,
                               load_schema, merge, resolve_variants)
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
 
 

@@ -13,13 +13,14 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
+from conftest import copy_of, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -51,19 +52,10 @@ def chromium():
     return shutil.which("chromium"), shutil.which("chromedriver")
 
 
-def snakemake(workdir, *args):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
-                            cwd=workdir, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
-def report(workflow_copy):
+def report(tiny_study, tmp_path_factory):
     """The tiny study, run to the end, and its report: (study folder, report path)."""
-    root = workflow_copy("report")
-    snakemake(root, "--configfile", "tiny.yaml")
+    root = copy_of(tiny_study, tmp_path_factory.mktemp("report") / "workflow")
     snakemake(root, "--configfile", "tiny.yaml", "--report", "results/tiny/report.html")
     return root / "results" / "tiny", root / "results" / "tiny" / "report.html"
 

@@ -1,4 +1,4 @@
-"""Many jobs at once: the study with 8 seed runs, started with more jobs at
+"""Many jobs at once: the study with 4 seed runs, started with more jobs at
 once than there are cores (`--cores 8`), killed with SIGKILL once half the
 trainings are done, then finished with `--cores all`, writes exactly what a
 serial `--cores 1` run writes. No two jobs write the same file, and readers

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 from hourglass.config import check_files
 from hourglass.studies import find_schema
-from test_workflow import snakemake
+from conftest import snakemake
 
 STUDIES = ["config.yaml", *sorted(p.relative_to(REPO).as_posix()
                                   for p in (REPO / "configs").glob("*.yaml"))]

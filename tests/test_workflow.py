@@ -16,6 +16,7 @@ import yaml
 
 from hourglass.config import data_key
 from hourglass.io import read_matrix
+from conftest import snakemake
 
 pytestmark = pytest.mark.slow
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
@@ -30,16 +31,6 @@ CONFIG_JOB = ("study_config", "")
 TINY_DATA = {"dataset": "digits", "classes": None, "first": None, "val_fraction": 0.1,
              "train_size": None, "probe_size": 60, "split_seed": 0}
 TINY_DATA_FILE = f"results/tiny/data/{data_key(TINY_DATA)}.h5"
-
-
-def snakemake(workdir, *args, check=True):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=workdir, env=env, capture_output=True, text=True)
-    if check and result.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def planned_jobs(workdir, *configfiles):
@@ -74,11 +65,9 @@ def planned_data_files(workdir, *configfiles):
 
 
 @pytest.fixture(scope="module")
-def study(workflow_copy):
+def study(tiny_study):
     """A copy of the workflow with the tiny study run to the end."""
-    root = workflow_copy()
-    snakemake(root, "--configfile", "tiny.yaml")
-    return root
+    return tiny_study
 
 
 def test_every_output_is_there_and_sane(study):
@@ -286,26 +275,3 @@ def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module,
     finally:
         path.write_text(original)
     assert planned_jobs(study) == Counter()
-
-
-@pytest.mark.parametrize("bad,message", [
-    ("trainig: {lr: 0.1}", "unknown key trainig; allowed here: study, data"),
-    ("data: {dataset: imagenet}", "data.dataset: 'imagenet' is not known; choose one of: digits"),
-    ("model: {architecture: resnet}", "model.architecture: 'resnet' is not known; choose one of: fc, conv"),
-    ("model: {channels: [8, 8, 8]}", "unknown key model.channels; allowed here: architecture, widths"),
-    ("variants: {a: {model: {latent: four}}}", "variants.a.model.latent: 'four' is not of type 'integer'"),
-    ("variants: {a: {model: {latent: 0}}}", "variants.a.model.latent: 0 is less than the minimum of 1"),
-    ("seeds: [3]", "seeds: [3] is too short"),
-    ("similarity: {measures: {linear_cka: {debias: true}}}",
-     "similarity.measures.linear_cka: measure 'linear_cka' takes the options (debiased"),
-    ("similarity: {measures: {cka: {}}}", "'cka' is not known; choose one of: rsa, linear_cka"),
-    ("variants: {'../escape': {}}", "variants: '../escape' does not match"),
-    ("figures: {formats: [pdf, svg]}", "figures.formats: ['pdf', 'svg'] does not contain items"
-     " matching the given schema (file formats of every figure; png must be among them"),
-])
-def test_bad_config_stops_at_start_naming_the_key(study, tmp_path, bad, message):
-    override = tmp_path / "bad.yaml"
-    override.write_text(bad + "\n")
-    result = snakemake(study, "-n", "--configfile", "tiny.yaml", str(override), check=False)
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
