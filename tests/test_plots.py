@@ -147,3 +147,30 @@ def test_overview_merges_architectures_by_region(table, figures):
     plots.overview(pd.concat([table, linear]), None, [])
     labels, _ = shaded(figures[0].axes[0])
     assert labels == {"encoder": 1, "bottleneck": 2.5}
+
+
+def test_dynamics_heatmaps_draw_every_pair_of_checkpoints_averaged_over_seeds(figures):
+    """Checkpoints 0, 1, final of two seeds: each cell the mean of the seeds'
+    values, mirrored, 1 on the diagonal; a pair undefined in one seed NaN
+    (grey), not the other seed's value; a layer a variant lacks left blank."""
+    pairs = [("0", "1"), ("0", "final"), ("1", "final")]
+    rows = []
+    for variant, layers in (("beta1", ["encoder1", "decoder1"]), ("linear", ["encoder1"])):
+        for seed in (0, 1):
+            for index, layer in enumerate(layers):
+                for k, (a, b) in enumerate(pairs):
+                    value = 0.1 * (k + 1) + 0.2 * seed
+                    if (variant, seed, layer, a, b) == ("beta1", 1, "decoder1", "0", "1"):
+                        value = np.nan
+                    rows.append(dict(variant=variant, seed=seed, layer=layer, layer_index=index,
+                                     region="encoder", measure="linear_cka", epoch_a=a,
+                                     epoch_b=b, value=value))
+    plots.dynamics_heatmaps(pd.DataFrame(rows), [])
+    axes = [ax for ax in figures[0].axes if ax.get_images()]
+    grids = {ax.get_title(): ax.get_images()[0].get_array() for ax in axes}
+    assert len(axes) == 3  # beta1: both layers; linear: encoder1 only
+    encoder = np.asarray(axes[0].get_images()[0].get_array())
+    np.testing.assert_allclose(encoder, [[1, 0.2, 0.3], [0.2, 1, 0.4], [0.3, 0.4, 1]])
+    decoder = np.asarray(grids["decoder1"], dtype=float)
+    assert np.isnan(decoder[0, 1]) and np.isnan(decoder[1, 0])
+    assert decoder[0, 2] == pytest.approx(0.3)

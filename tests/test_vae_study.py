@@ -10,7 +10,7 @@ from hourglass.activations import describe, read_layer
 from hourglass.similarity import linear_cka, procrustes
 from hourglass.analyses import across_variants
 from hourglass.analyses.collapse import dimension_rows, mean_sampled_cka
-from test_workflow import snakemake
+from conftest import snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,8 @@ def test_dynamics_compares_each_layer_across_checkpoints_of_one_seed(study):
         expected = function(read_layer(runs / "epoch1.h5", "encoder2"),
                             read_layer(runs / "final.h5", "encoder2"))
         assert row["value"].iloc[0] == pytest.approx(expected, rel=1e-8)
-    assert (study / "figures" / "dynamics.png").stat().st_size > 1000
+    for figure in ("dynamics", "dynamics_heatmaps"):
+        assert (study / "figures" / f"{figure}.png").stat().st_size > 1000, figure
     findings = pd.read_csv(study / "findings.csv")
     assert findings["check"].tolist() == ["encoder_learned_first", "cka_tracks_collapse",
                                           "encoder_alike_across_variants"]

@@ -600,6 +600,43 @@ def dynamics_figure(dynamics, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+# Heatmaps of similarities in [0, 1]; an undefined cell (NaN) is grey.
+SIMILARITY_CMAP = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
+
+
+def dynamics_heatmaps(dynamics, paths, dpi=150):
+    """Every pair of checkpoints of each layer, as the paper draws them: a
+    checkpoint x checkpoint heatmap per layer (columns) and variant and
+    measure (rows), the mean over seeds; a cell undefined in any seed is
+    grey."""
+    panels = list(dict.fromkeys(zip(dynamics["variant"], dynamics["measure"])))
+    layers = dynamics.sort_values("layer_index").drop_duplicates("layer")["layer"].tolist()
+    fig, axes = plt.subplots(len(panels), len(layers), squeeze=False, layout="constrained",
+                             figsize=(1.7 * len(layers) + 1.2, 1.9 * len(panels) + 0.6))
+    image = None
+    for row, (variant, measure) in zip(axes, panels):
+        rows = dynamics[(dynamics["variant"] == variant) & (dynamics["measure"] == measure)]
+        epochs = epoch_order([*rows["epoch_a"], *rows["epoch_b"]])
+        for ax, layer in zip(row, layers):
+            one = rows[rows["layer"] == layer]
+            if one.empty:  # a layer this variant's model does not have
+                ax.axis("off")
+                continue
+            mean = one.groupby(["epoch_a", "epoch_b"])["value"].agg(lambda v: v.mean(skipna=False))
+            grid = np.eye(len(epochs))
+            for (a, b), value in mean.items():
+                i, j = epochs.index(a), epochs.index(b)
+                grid[i, j] = grid[j, i] = value
+            image = ax.imshow(grid, vmin=0, vmax=1, cmap=SIMILARITY_CMAP)
+            ax.set_xticks(range(len(epochs)), epochs, fontsize=5, rotation=90)
+            ax.set_yticks(range(len(epochs)), epochs, fontsize=5)
+            ax.set_title(layer, fontsize=7)
+        row[0].set_ylabel(f"{variant}\n{measure}", fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.5, label="mean over seeds")
+    save(fig, paths, dpi)
+
+
 COLLAPSE_PANELS = {"active_units": "active latent units\n(variance of the mean > threshold)",
                    "kl": "KL(q(z|x) || p(z)), nats\n(summed over dimensions)",
                    "cka_mean_sampled": "linear CKA between\nthe mean and the sampled code"}
@@ -701,8 +738,7 @@ def across_variants_heatmaps(pairs, paths, dpi=150):
             lambda v: v.mean(skipna=False)).unstack()
         names = {side: dict(zip(rows[f"{side}_layer_index"], rows[f"{side}_layer"]))
                  for side in SIDES}
-        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
-        image.cmap.set_bad("lightgrey")
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap=SIMILARITY_CMAP)
         ax.set_yticks(range(len(grid.index)), [names["a"][i] for i in grid.index], fontsize=6)
         ax.set_xticks(range(len(grid.columns)), [names["b"][i] for i in grid.columns],
                       fontsize=6, rotation=90)

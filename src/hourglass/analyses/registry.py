@@ -115,6 +115,9 @@ ANALYSES = {
         figures={
             "dynamics": Figure("each layer against its final state over training",
                                "3. Learning dynamics", ("dynamics",), "dynamics_figure"),
+            "dynamics_heatmaps": Figure("each layer between every two checkpoints",
+                                        "3. Learning dynamics", ("dynamics",),
+                                        "dynamics_heatmaps"),
         },
     ),
     "collapse": Analysis(
