@@ -58,6 +58,19 @@ def workflow_copy(tmp_path_factory):
     return copy
 
 
+def debian_packages(*packages):
+    """Install Debian packages a test needs (apt-get, as root, as in CI),
+    or skip the test where that cannot be done, saying what to install."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"needs Debian's {', '.join(packages)}: as root, "
+                    f"apt-get install -y {' '.join(packages)}")
+    install = ["apt-get", "install", "-y", "-qq", *packages]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(install, env=env, capture_output=True).returncode:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
+        subprocess.run(install, env=env, check=True, capture_output=True)
+
+
 def snakemake(workdir, *args, check=True):
     """Run Snakemake (2 cores) in `workdir` with the interpreter of the tests."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from conftest import REPO, debian_packages
 from hourglass.data import DATASETS, DatasetMissing, load_split, prepare
 
 N_TRAIN, N_TEST = 40, 20  # 4 and 2 images per class
@@ -198,8 +199,9 @@ def test_the_registry_names_torchvisions_classes():
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
 def test_the_registry_declares_what_debians_fashion_mnist_holds():
+    if not DEBIAN_FASHION.exists():
+        debian_packages("dataset-fashion-mnist")
     entry = DATASETS["fashion_mnist"]
     source = entry.load(DEBIAN_FASHION, False, 0)
     assert tuple(source.classes) == entry.classes
@@ -247,7 +249,6 @@ def test_a_setting_without_resize_keeps_its_data_file_name():
     # the setting renames (and so re-prepares, re-trains) no existing study's data
     import yaml
 
-    from conftest import REPO
     from hourglass.config import DATA_LOCATION, data_key, data_settings, load_schema
 
     config = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())

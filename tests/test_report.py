@@ -9,10 +9,8 @@ in the report. Screenshots are saved in the study's results/tiny/screenshots/.
 
 import base64
 import io
-import os
 import shutil
 import struct
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import copy_of, snakemake
+from conftest import copy_of, debian_packages, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +27,6 @@ CATEGORIES = ["1. Overview", "2. Data and training", "3. Consistency",
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
 FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
-INSTALL = ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]
 # Seconds before a wait gives up: only a guard against a hung page. On a loaded
 # 2-core machine (CI, other test runs) chromium loads, renders and decodes the
 # report many times slower than on an idle one.
@@ -37,18 +34,11 @@ TIMEOUT = 120
 
 
 def chromium():
-    """Paths of Debian's chromium and chromedriver. As root (as in CI) they are
-    installed with apt-get when missing; otherwise the test is skipped."""
+    """Paths of Debian's chromium and chromedriver, installed when missing."""
     found = shutil.which("chromium"), shutil.which("chromedriver")
     if all(found):
         return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("needs Debian's chromium and chromium-driver: "
-                    "as root, apt-get install -y chromium chromium-driver")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if subprocess.run(INSTALL, env=env, capture_output=True).returncode:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, capture_output=True)
-        subprocess.run(INSTALL, env=env, check=True, capture_output=True)
+    debian_packages("chromium", "chromium-driver")
     return shutil.which("chromium"), shutil.which("chromedriver")
 
 
