@@ -195,6 +195,13 @@ def test_a_vae_trains_with_every_term_a_column_and_records_its_sampled_code_repe
     assert np.array_equal(mean["sampled"], mean["mean"])
     assert np.array_equal(mean["mean"], a["mean"])
     assert not np.array_equal(mean["decoder1"], a["decoder1"])
+    # another variant of the same seed, trained alike to the same weights,
+    # draws its own code: only the weights could make two variants alike
+    train(digits_file, {**vae_settings(objective), "variant": "vae2"}, 0, tmp_path / "c",
+          log=lambda _: None)
+    c = recorded("c", "sampled")
+    assert np.array_equal(c["mean"], a["mean"])
+    assert not np.array_equal(c["sampled"], a["sampled"])
 
 
 def test_vae_conv_trains_on_digits_resized_to_64_pixels_a_side(tmp_path):

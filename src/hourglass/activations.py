@@ -19,8 +19,11 @@ from hourglass.data import load_split
 from hourglass.io import atomic_path, open_h5, write_attrs
 
 # What a VAE's decoder reads while the probe images are recorded: a code
-# sampled from the posterior, drawn from a stream the seed and the weights'
-# epochs fix, or the posterior's mean (the `sampled` layer is then the mean).
+# sampled from the posterior, drawn from a stream the variant, the seed and
+# the weights' epochs fix, or the posterior's mean (the `sampled` layer is
+# then the mean). Two variants draw apart, as separately trained models do:
+# one stream for both would make their sampled codes alike wherever the
+# posterior ignores the image, whatever the weights learned.
 RECORD_FROM = ("sampled", "mean")
 
 
@@ -40,7 +43,8 @@ def record(checkpoint, data, out, threads=1, record_from="sampled"):
     names, roles, batches = [], [], []
     if model is not None:
         x, _ = load_split(data, "probe")
-        noise = (noise_stream(state["seed"], RECORD_NOISE, state["epoch"])
+        noise = (noise_stream(state["seed"], RECORD_NOISE, state["epoch"],
+                              *state["variant"].encode())
                  if record_from == "sampled" else None)
         with torch.no_grad():
             batches = [model.layers(b, noise) for b in x.split(EVAL_BATCH)]

@@ -42,8 +42,9 @@ DEFAULT_WEIGHT_DECAY = 0
 # the evaluation noise starts over from one fixed key at every evaluation, so
 # every epoch's and every seed's validation and test losses are of the same
 # corrupted images (and sampled codes); the recording noise, keyed by the
-# seed and the epochs the weights had, draws a VAE's sampled code of the
-# probe images, so that recording a checkpoint again writes the same bytes.
+# variant, the seed and the epochs the weights had, draws a VAE's sampled
+# code of the probe images, so that recording a checkpoint again writes the
+# same bytes (activations.record).
 TRAIN_NOISE, EVAL_NOISE, RECORD_NOISE = 1, 2, 3
 
 
