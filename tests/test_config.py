@@ -7,7 +7,7 @@ import yaml
 
 from conftest import REPO, SCHEMA
 from hourglass.config import (ConfigError, check_config, check_measures, data_key,
-                              load_schema, merge, resolve_variants)
+                              load_schema, merge, probe_key, resolve_variants)
 
 TINY = yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text())
 
@@ -226,3 +226,15 @@ def test_a_latent_analysis_the_models_or_images_cannot_give_is_named(latent, exp
     with pytest.raises(ConfigError) as error:
         check_config(config, SCHEMA)
     assert expected in str(error.value)
+
+
+def test_settings_that_differ_only_in_training_images_share_their_probe_images():
+    """train_size and val_fraction draw no probe image: their variants can be
+    compared (across_variants, measures); probe_size and classes can not."""
+    setting = dict(TINY["data"], classes=None, split_seed=0, resize=None, test_size=None,
+                   train_size=None, val_fraction=0.1)
+    same = [dict(setting, train_size=500), dict(setting, val_fraction=0.2)]
+    other = [dict(setting, probe_size=100), dict(setting, classes=[1, 7])]
+    assert {probe_key(s) for s in [setting, *same]} == {probe_key(setting)}
+    assert len({probe_key(s) for s in [setting, *other]}) == 3
+    assert data_key(same[0]) != data_key(setting)

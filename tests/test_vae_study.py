@@ -136,5 +136,5 @@ def test_across_variants_compares_every_layer_of_the_two_variants_at_the_final_c
     lines = []
     across_variants.run([str(p) for p in final.values()], None, settings, out, log=lines.append)
     assert pd.read_csv(out["pairs"]).empty and pd.read_csv(out["layers"]).empty
-    assert lines == ["left out: beta1 is the only variant recorded on data digits-a",
-                     "left out: tc8 is the only variant recorded on data digits-b"]
+    assert lines == ["left out: beta1 is the only variant recorded on probe images digits-a",
+                     "left out: tc8 is the only variant recorded on probe images digits-b"]

@@ -233,7 +233,8 @@ def add_stage_commands(sub):
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--checkpoints", nargs="+", required=True, type=Path)
     s.add_argument("--out", nargs="+", required=True, type=Path)
-    s = stage("analysis", stage_analysis, "one analysis of one variant (hourglass.analyses.registry)")
+    s = stage("analysis", stage_analysis,
+              "one analysis of a variant, or of the study (hourglass.analyses.registry)")
     s.add_argument("name", choices=analysis_names())
     s.add_argument("--activations", nargs="+", required=True, type=Path)
     s.add_argument("--data", nargs="*", default=[], type=Path,

@@ -313,6 +313,12 @@ def data_settings(config, schema):
 PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size")
 
 
+def probe_key(setting):
+    """The key of the probe images a data setting records on: equal for
+    settings that differ only where the probes do not (PROBE_KEYS)."""
+    return data_key({k: setting.get(k) for k in PROBE_KEYS})
+
+
 def data_problems(config, schema):
     """Data settings the dataset registry can tell are wrong (classes it lacks,
     more probe images than test images), and similarity measures asked of
@@ -323,8 +329,7 @@ def data_problems(config, schema):
     problems = [p for where, setting in settings.items() for p in setting_problems(setting, where)]
     probes = {}
     for where, setting in list(settings.items())[1:]:
-        probes.setdefault(json.dumps([setting.get(k) for k in PROBE_KEYS]), []).append(
-            where.split(".")[1])
+        probes.setdefault(probe_key(setting), []).append(where.split(".")[1])
     measures = config.get("similarity", {}).get("measures")
     if measures and len(probes) > 1:
         groups = "; ".join(", ".join(names) for names in probes.values())

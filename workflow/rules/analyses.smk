@@ -33,9 +33,11 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
         # SIMILARITY_THREADS all the same, since torch's sums depend on the
         # thread count and the tables must not depend on how the run was split.
         threads: SIMILARITY_THREADS
+        # as the measure rule's: the all-pairs engine within its memory budget
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=int(1024 * (config["similarity"]["max_memory_gb"] or 8) + 2000),
+            runtime=120,
+            gpu=int(config["similarity"]["device"] == "cuda"),
         params:
             name=name,
             settings=to_json(analysis.settings(config)),

@@ -5,8 +5,8 @@ finds the encoder's layers alike whatever the objective and regularisation
 strength, and the mean, log-variance and sampled layers less so.
 
 Only variants recorded on the same probe images can be compared: variants
-are grouped by their data setting (`probes`, the data key of each variant),
-and a group of one variant is left out. Seeds that diverged are left out; a
+are grouped by the probe images of their data setting (`probes`, each
+variant's config.probe_key), and a group of one variant is left out. Seeds that diverged are left out; a
 dead layer's pairs are NaN with the reason in `undefined` (see
 analyses.comparisons).
 """
@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 
 from hourglass.activations import describe
-from hourglass.analyses.comparisons import compare, tidy
+from hourglass.analyses.comparisons import check_device, compare, tidy
+from hourglass.checks import check_activation_files
 from hourglass.io import write_table
 from hourglass.models import ROLES
 from hourglass.progress import log_line
@@ -41,9 +42,11 @@ def pairing(pairs):
 
 def layer_summary(pairs):
     """Per group, measure, layer and pairing: the mean and sd of the layer
-    against itself (same name on both sides) over the defined pairs, how many
-    there were, and how many were undefined; the layer's role and its region."""
-    same = pairs[(pairs["a_layer"] == pairs["b_layer"])].assign(pairing=pairing)
+    against itself (same name and place on both sides) over the defined
+    pairs, how many there were, and how many were undefined; the layer's role
+    and its region."""
+    same = pairs[(pairs["a_layer"] == pairs["b_layer"])
+                 & (pairs["a_layer_index"] == pairs["b_layer_index"])].assign(pairing=pairing)
     same = same[same["pairing"] != ""]
     rows = []
     keys = ["probes", "measure", "a_layer", "a_layer_index", "a_role", "pairing"]
@@ -58,7 +61,9 @@ def layer_summary(pairs):
 
 
 def run(activations, data, settings, out, threads=1, log=log_line):
+    check_activation_files(activations)  # all of them, before any compute
     torch.set_num_threads(threads)
+    check_device(settings["device"])
     described = {path: describe(path) for path in activations}
     groups = {}  # probes: the final activation files of the variants recorded on them
     for path, attrs in described.items():
@@ -68,7 +73,7 @@ def run(activations, data, settings, out, threads=1, log=log_line):
     for probes, files in groups.items():
         variants = sorted({described[path]["variant"] for path in files})
         if len(variants) < 2:
-            log(f"left out: {variants[0]} is the only variant recorded on data {probes}")
+            log(f"left out: {variants[0]} is the only variant recorded on probe images {probes}")
             continue
         roles = {(described[path]["variant"], layer): role for path in files
                  for layer, role in zip(described[path]["layer_names"],

@@ -93,13 +93,18 @@ def tidy(matrix, labels):
     return pd.concat([a, b, pd.Series(matrix[i, j], name="value"), undefined], axis=1)
 
 
+def check_device(device):
+    """ValueError, before any compute, where a job asked for CUDA sees none."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("similarity.device is 'cuda' but this job sees no CUDA device; "
+                         "set similarity.device: cpu or run the job on a GPU")
+
+
 def run(files, measure, settings, out_h5, out_csv, threads=1):
     """The pipeline's stage for one measure: matrix to HDF5, pairs to CSV."""
     check_activation_files(files)  # all of them, before any compute
     torch.set_num_threads(threads)
-    if settings["device"] == "cuda" and not torch.cuda.is_available():
-        raise ValueError("similarity.device is 'cuda' but this job sees no CUDA device; "
-                         "set similarity.device: cpu or run the job on a GPU")
+    check_device(settings["device"])
     matrix, labels = compare(files, measure, settings["options"], settings["dtype"],
                              settings["device"], settings["max_memory_gb"])
     write_matrix(out_h5, matrix, labels, measure, settings["options"])

@@ -6,17 +6,19 @@ checkpoint, and the variant's data file): the workflow runs them once per
 variant and gathers each table over the variants into
 results/{study}/{folder}/{table}.csv. One that compares variants (scope
 "study") reads every variant's final activations (no data file) in one
-job and writes those tables itself. Figures are drawn from the study's tables. Everything the workflow needs to know of an
-analysis is here: a new one is an entry, its module, a caption section in
+job and writes those tables itself. Figures are drawn from the study's
+tables. Everything the workflow needs to know of an analysis is here: a
+new one is an entry, its module, a caption section in
 workflow/report/figure.rst and its options in the schema. This module
-imports nothing heavy: the Snakefile reads it at start-up.
+imports nothing heavy (no torch, no analysis module): the Snakefile and
+every figure job read it at start-up.
 """
 
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hourglass.config import data_key  # config imports this module only inside functions
+from hourglass.config import probe_key  # config imports this module only inside functions
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ ANALYSES = {
         settings=lambda config: {
             **config["analyses"]["across_variants"],
             **{k: config["similarity"][k] for k in ("dtype", "device", "max_memory_gb")},
-            "probes": {v: data_key(s["data"]) for v, s in config["variants"].items()},
+            "probes": {v: probe_key(s["data"]) for v, s in config["variants"].items()},
         },
         modules=("analyses/across_variants.py", "analyses/comparisons.py", "similarity",
                  "activations.py", "models.py", "io.py"),
@@ -163,6 +165,7 @@ ANALYSES = {
 
 
 def run_analysis(name, activations, data, settings, out, threads=1):
-    """Run analysis `name` on one variant's files: its function, imported only now."""
+    """Run analysis `name` on its files (one variant's, or for an analysis of
+    study scope every variant's): its function, imported only now."""
     module, function = ANALYSES[name].run.split(":")
     getattr(importlib.import_module(module), function)(activations, data, settings, out, threads)
