@@ -151,8 +151,9 @@ def test_overview_merges_architectures_by_region(table, figures):
 
 def test_dynamics_heatmaps_draw_every_pair_of_checkpoints_averaged_over_seeds(figures):
     """Checkpoints 0, 1, final of two seeds: each cell the mean of the seeds'
-    values, mirrored, 1 on the diagonal; a pair undefined in one seed NaN
-    (grey), not the other seed's value; a layer a variant lacks left blank."""
+    values, mirrored; a pair undefined in one seed NaN (grey), not the other
+    seed's value; the diagonal, never measured, no value but white; a layer
+    a variant lacks left blank."""
     pairs = [("0", "1"), ("0", "final"), ("1", "final")]
     rows = []
     for variant, layers in (("beta1", ["encoder1", "decoder1"]), ("linear", ["encoder1"])):
@@ -167,10 +168,11 @@ def test_dynamics_heatmaps_draw_every_pair_of_checkpoints_averaged_over_seeds(fi
                                      epoch_b=b, value=value))
     plots.dynamics_heatmaps(pd.DataFrame(rows), [])
     axes = [ax for ax in figures[0].axes if ax.get_images()]
-    grids = {ax.get_title(): ax.get_images()[0].get_array() for ax in axes}
-    assert len(axes) == 3  # beta1: both layers; linear: encoder1 only
-    encoder = np.asarray(axes[0].get_images()[0].get_array())
-    np.testing.assert_allclose(encoder, [[1, 0.2, 0.3], [0.2, 1, 0.4], [0.3, 0.4, 1]])
-    decoder = np.asarray(grids["decoder1"], dtype=float)
+    assert [ax.get_title() for ax in axes] == ["encoder1", "decoder1", "encoder1"]
+    encoder, decoder, _ = (np.ma.filled(ax.get_images()[0].get_array(), np.nan) for ax in axes)
+    np.testing.assert_allclose(encoder, [[np.nan, 0.2, 0.3], [0.2, np.nan, 0.4],
+                                         [0.3, 0.4, np.nan]])
     assert np.isnan(decoder[0, 1]) and np.isnan(decoder[1, 0])
     assert decoder[0, 2] == pytest.approx(0.3)
+    white = [p.get_xy() for p in axes[0].patches if p.get_facecolor()[:3] == (1, 1, 1)]
+    assert sorted(white) == [(-0.5, -0.5), (0.5, 0.5), (1.5, 1.5)]

@@ -91,6 +91,8 @@ def layer_panels(table):
 # An undefined value (NaN, e.g. RC of a dead or one-unit layer) is a gap in
 # its line and an 'x' at the foot of the axis, never a point at 0.
 UNDEFINED_MARK = dict(ls="", marker="x", ms=5, mew=1.2)
+# Heatmaps of a measure's values; an undefined cell (NaN) is grey.
+HEATMAP_CMAP = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
 
 
 def mark_undefined(ax, x, y, colour):
@@ -303,7 +305,7 @@ def measure_layers(matrix, labels, measure, paths, dpi=150):
             idx = run.sort_values("layer_index").index.to_numpy()
             stack.append(matrix[np.ix_(idx, idx)])
         mean = np.mean(stack, axis=0)
-        image = ax.imshow(mean, cmap=plt.get_cmap("viridis").with_extremes(bad="lightgrey"))
+        image = ax.imshow(mean, cmap=HEATMAP_CMAP)
         rows, cols = np.nonzero(np.isnan(mean))
         ax.plot(cols, rows, color="black", **UNDEFINED_MARK)
         ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
@@ -600,20 +602,17 @@ def dynamics_figure(dynamics, paths, dpi=150):
     save(fig, paths, dpi)
 
 
-# Heatmaps of similarities in [0, 1]; an undefined cell (NaN) is grey.
-SIMILARITY_CMAP = plt.get_cmap("viridis").with_extremes(bad="lightgrey")
-
-
 def dynamics_heatmaps(dynamics, paths, dpi=150):
     """Every pair of checkpoints of each layer, as the paper draws them: a
     checkpoint x checkpoint heatmap per layer (columns) and variant and
-    measure (rows), the mean over seeds; a cell undefined in any seed is
-    grey."""
+    measure (rows), the mean over seeds, on one colour scale per measure; a
+    cell undefined in any seed is grey, and the diagonal, a checkpoint
+    against itself, which dynamics.csv does not hold, is left white."""
     panels = list(dict.fromkeys(zip(dynamics["variant"], dynamics["measure"])))
+    limits = dynamics.groupby("measure")["value"].agg(["min", "max"])
     layers = dynamics.sort_values("layer_index").drop_duplicates("layer")["layer"].tolist()
     fig, axes = plt.subplots(len(panels), len(layers), squeeze=False, layout="constrained",
                              figsize=(1.7 * len(layers) + 1.2, 1.9 * len(panels) + 0.6))
-    image = None
     for row, (variant, measure) in zip(axes, panels):
         rows = dynamics[(dynamics["variant"] == variant) & (dynamics["measure"] == measure)]
         epochs = epoch_order([*rows["epoch_a"], *rows["epoch_b"]])
@@ -623,17 +622,19 @@ def dynamics_heatmaps(dynamics, paths, dpi=150):
                 ax.axis("off")
                 continue
             mean = one.groupby(["epoch_a", "epoch_b"])["value"].agg(lambda v: v.mean(skipna=False))
-            grid = np.eye(len(epochs))
+            grid = np.full((len(epochs), len(epochs)), np.nan)
             for (a, b), value in mean.items():
                 i, j = epochs.index(a), epochs.index(b)
                 grid[i, j] = grid[j, i] = value
-            image = ax.imshow(grid, vmin=0, vmax=1, cmap=SIMILARITY_CMAP)
+            image = ax.imshow(grid, cmap=HEATMAP_CMAP, vmin=limits.loc[measure, "min"],
+                              vmax=limits.loc[measure, "max"])
+            for i in range(len(epochs)):
+                ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, color="white"))
             ax.set_xticks(range(len(epochs)), epochs, fontsize=5, rotation=90)
             ax.set_yticks(range(len(epochs)), epochs, fontsize=5)
             ax.set_title(layer, fontsize=7)
         row[0].set_ylabel(f"{variant}\n{measure}", fontsize=7)
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.5, label="mean over seeds")
+        fig.colorbar(image, ax=row, shrink=0.8, label=f"{measure}\n(mean over seeds)")
     save(fig, paths, dpi)
 
 
@@ -692,12 +693,14 @@ def across_variants_figure(layers, paths, dpi=150):
     for row, measure in zip(axes, measures):
         for ax, probes in zip(row, groups):
             rows = layers[(layers["probes"] == probes) & (layers["measure"] == measure)]
-            order = rows.sort_values("layer_index").drop_duplicates("layer")
+            # a layer is its name and place: two architectures may share a name
+            order = rows.sort_values("layer_index").drop_duplicates(["layer", "layer_index"])
             names = list(order["layer"])
             shade_regions(ax, list(order["region"]))
             layer_axis(ax, names)
+            keys = pd.MultiIndex.from_frame(order[["layer", "layer_index"]])
             for i, (kind, style) in enumerate(PAIRING_STYLE.items()):
-                one = rows[rows["pairing"] == kind].set_index("layer").reindex(names)
+                one = rows[rows["pairing"] == kind].set_index(["layer", "layer_index"]).reindex(keys)
                 if one["pairs"].isna().all():
                     continue
                 x = np.arange(len(names))
@@ -718,9 +721,10 @@ def across_variants_figure(layers, paths, dpi=150):
 def across_variants_heatmaps(pairs, paths, dpi=150):
     """Layer x layer between each two variants recorded on the same probe
     images, of the same seed, averaged over seeds: a heatmap per pair of
-    variants and measure (rows: the first variant's layers). A cell
-    undefined in any seed is grey."""
+    variants and measure (rows: the first variant's layers), on one colour
+    scale per measure. A cell undefined in any seed is grey."""
     pairs = pairs[(pairs["a_variant"] != pairs["b_variant"]) & (pairs["a_seed"] == pairs["b_seed"])]
+    limits = pairs.groupby("measure")["value"].agg(["min", "max"])
     swap = {c: {"a_": "b_", "b_": "a_"}[c[:2]] + c[2:] for c in pairs if c[:2] in ("a_", "b_")}
     both = pd.concat([pairs, pairs.rename(columns=swap)])
     panels = []
@@ -738,17 +742,18 @@ def across_variants_heatmaps(pairs, paths, dpi=150):
             lambda v: v.mean(skipna=False)).unstack()
         names = {side: dict(zip(rows[f"{side}_layer_index"], rows[f"{side}_layer"]))
                  for side in SIDES}
-        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=1, cmap=SIMILARITY_CMAP)
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap=HEATMAP_CMAP,
+                          vmin=limits.loc[measure, "min"], vmax=limits.loc[measure, "max"])
         ax.set_yticks(range(len(grid.index)), [names["a"][i] for i in grid.index], fontsize=6)
         ax.set_xticks(range(len(grid.columns)), [names["b"][i] for i in grid.columns],
                       fontsize=6, rotation=90)
         ax.set_ylabel(a)
         ax.set_xlabel(b)
         ax.set_title(f"{measure} ({probes})", fontsize=8)
+        fig.colorbar(image, ax=ax, shrink=0.8,
+                     label=f"{measure}, mean over seeds\n(same seed on both sides)")
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    if panels:
-        fig.colorbar(image, ax=axes, shrink=0.6, label="mean over seeds (same seed on both sides)")
     save(fig, paths, dpi)
 
 
