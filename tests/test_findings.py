@@ -126,6 +126,27 @@ def test_cka_tracks_collapse_is_a_rank_correlation_with_the_active_units():
     assert "over 6 seeds x checkpoints; 1 undefined left out" in measured
 
 
+def across_variants_layers(means, undefined=None):
+    """across_variants/layers.csv of one group: {layer: mean} (role from the
+    name), 4 pairs each, `undefined` of them undefined where given."""
+    undefined = undefined or {}
+    return pd.DataFrame([dict(probes="d", measure="linear_cka", layer=layer, layer_index=i,
+                              role=layer.rstrip("12"), pairing="same seed", mean=mean,
+                              pairs=4 - undefined.get(layer, 0), undefined=undefined.get(layer, 0))
+                         for i, (layer, mean) in enumerate(means.items())])
+
+
+def test_encoder_alike_across_variants_holds_fails_and_is_undefined():
+    alike = {"encoder1": 0.9, "encoder2": 0.8, "mean": 0.6, "logvar": 0.5, "sampled": 0.4}
+    name = "encoder_alike_across_variants"
+    assert verdict(name, across_variants_layers(alike)) is True
+    assert verdict(name, across_variants_layers({**alike, "mean": 0.85})) is False
+    # the mean of 3 pairs against others of 4: no verdict, and the text says why
+    text, held = FINDINGS[name].function(across_variants_layers(alike, {"mean": 1}))
+    assert held is None and "mean 1 of 4" in text
+    assert verdict(name, across_variants_layers(alike), measure="procrustes_distance") is None
+
+
 def test_evaluate_writes_a_row_per_claim():
     rows = evaluate([dict(claim="tanh wins", check="separates_at_least_as_well",
                           params={"pairs": [["tanh", "relu"]]})],

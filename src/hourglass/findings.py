@@ -214,7 +214,11 @@ def encoder_alike_across_variants(layers, measure: str = "linear_cka",
     """Per group of variants on the same probe images: every encoder layer is
     more alike across variants than each of the mean, log-variance and
     sampled layers (the mean of `measure` over the `pairing` pairs of the
-    layer against itself, across_variants/layers.csv)."""
+    layer against itself, across_variants/layers.csv). A layer undefined in
+    some pairs has no verdict: its mean would be of fewer pairs than the
+    others'. A distance (procrustes_distance) would turn the claim around."""
+    if measure == "procrustes_distance":
+        return "procrustes_distance is a distance: ask a similarity measure", None
     rows = layers[(layers["measure"] == measure) & (layers["pairing"] == pairing)]
     if rows.empty:
         return (f"no {measure} pairs of kind {pairing!r} in across_variants/layers.csv "
@@ -227,13 +231,17 @@ def encoder_alike_across_variants(layers, measure: str = "linear_cka",
             parts.append(f"{probes}: no encoder layer or no mean/logvar/sampled layer")
             verdicts.append(None)
             continue
-        low = encoder.loc[encoder["mean"].idxmin()] if encoder["mean"].notna().all() else None
         values = ", ".join(f"{r.layer} {r.mean:.3f}" for r in heads.itertuples())
-        if low is None or heads["mean"].isna().any():
-            parts.append(f"{probes}: undefined values (encoder {encoder['mean'].tolist()}, "
+        partial = own[own.index.isin([*encoder.index, *heads.index]) & (own["undefined"] > 0)]
+        if len(partial) or encoder["mean"].isna().any() or heads["mean"].isna().any():
+            parts.append(f"{probes}: undefined in some pairs: "
+                         + ", ".join(f"{r.layer} {r.undefined} of {r.pairs + r.undefined}"
+                                     for r in partial.itertuples()) + f" (encoder "
+                         f"{', '.join(f'{r.layer} {r.mean:.3f}' for r in encoder.itertuples())}; "
                          f"{values})")
             verdicts.append(None)
             continue
+        low = encoder.loc[encoder["mean"].idxmin()]
         parts.append(f"{probes}: encoder min {low['layer']} {low['mean']:.3f} "
                      f"(max {encoder['mean'].max():.3f}); {values}")
         verdicts.append(bool(low["mean"] > heads["mean"].max()))
