@@ -4,11 +4,14 @@ names the file or the config key and what to do, and leaves nothing behind
 nanosecond of their mtime).
 
 Stages run through their real entry point (`python -m hourglass <stage>`'s
-`main`, in process); configs and paths through `snakemake` (marked slow).
-Every test case tries one bad input, except four controls
-(test_the_stages_run_on_good_input, test_a_diverged_seeds_files_pass_the_checks,
-test_every_torch_load_and_yaml_read_is_safe, test_a_target_inside_the_study_is_planned):
-71 bad inputs in all.
+`main`, in process); configs through the checks the Snakefile runs at
+start-up (in process), and one of each kind, YAML files and targets through
+`snakemake` (marked slow). Every test case tries one bad input, except four
+controls (test_the_stages_run_on_good_input,
+test_a_diverged_seeds_files_pass_the_checks,
+test_every_torch_load_and_yaml_read_is_safe,
+test_a_target_inside_the_study_is_planned): 77 bad inputs in all, 5 of the
+configs tried both ways.
 """
 
 import gzip
