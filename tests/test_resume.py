@@ -83,6 +83,17 @@ def kill_when(proc, condition, timeout=TIMEOUT):
     proc.wait()
 
 
+def killed_after_epoch_2_and_resumed(digits_file, tmp_path, settings):
+    """A run of `settings` killed once epoch 2 is saved, then finished, writes
+    what an uninterrupted run of them writes (both under tmp_path)."""
+    finish(digits_file, tmp_path / "uninterrupted", settings)
+    proc = start(digits_file, tmp_path / "run", settings)
+    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
+    log = finish(digits_file, tmp_path / "run", settings)
+    assert "resuming after epoch" in log
+    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
+
+
 def test_killed_early(digits_file, tmp_path, reference):
     proc = start(digits_file, tmp_path)
     kill_when(proc, lambda: (tmp_path / ".resume" / "state.pt").exists())
@@ -178,12 +189,7 @@ def test_a_killed_denoising_run_resumes_its_noise(digits_file, tmp_path, referen
     stream on resuming would corrupt the remaining epochs' images differently."""
     denoising = {**SETTINGS, "training": {**SETTINGS["training"],
                                           "objective": {"name": "denoising", "noise_std": 0.3}}}
-    finish(digits_file, tmp_path / "uninterrupted", denoising)
-    proc = start(digits_file, tmp_path / "run", denoising)
-    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
-    log = finish(digits_file, tmp_path / "run", denoising)
-    assert "resuming after epoch" in log
-    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
+    killed_after_epoch_2_and_resumed(digits_file, tmp_path, denoising)
     assert outputs(tmp_path / "run")["final.pt"] != outputs(reference)["final.pt"]
 
 
@@ -192,9 +198,4 @@ def test_a_killed_run_in_steps_resumes_mid_pass(digits_file, tmp_path):
     of the pass under way is saved with the progress and trained on first."""
     steps = {**SETTINGS, "training": {**SETTINGS["training"], "max_epochs": 3,
                                       "epoch_steps": 40}}
-    finish(digits_file, tmp_path / "uninterrupted", steps)
-    proc = start(digits_file, tmp_path / "run", steps)
-    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
-    log = finish(digits_file, tmp_path / "run", steps)
-    assert "resuming after epoch" in log
-    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
+    killed_after_epoch_2_and_resumed(digits_file, tmp_path, steps)
