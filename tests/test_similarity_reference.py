@@ -227,6 +227,21 @@ def test_procrustes_with_unequal_feature_counts():
     assert procrustes(X, Y) == pytest.approx(nu, abs=1e-12)
 
 
+def test_procrustes_with_more_features_than_stimuli():
+    # The wide path summarises by the stimuli x stimuli Gram matrix, with a
+    # dead and a duplicated unit among the features.
+    X, Y = related(n=15, p=40, q=60)
+    X[:, 3], X[:, 7] = 0.0, X[:, 5]
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    nu = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum() / (np.linalg.norm(Xc) * np.linalg.norm(Yc))
+    assert procrustes(X, Y) == pytest.approx(nu, abs=1e-12)
+    assert procrustes(X, Y[:, :10]) == pytest.approx(
+        np.linalg.svd(Xc.T @ Yc[:, :10], compute_uv=False).sum()
+        / (np.linalg.norm(Xc) * np.linalg.norm(Yc[:, :10])), abs=1e-12)
+    assert procrustes(X, Y, dtype=torch.float32) == pytest.approx(nu, abs=1e-6)
+    assert procrustes(X, X) == pytest.approx(1.0, abs=1e-14)
+
+
 def test_cca_mean_squared_canonical_correlation():
     X, Y = related(n=40, p=5, q=4, noise=2.0)
     rho, _, _ = ref_canonical(X, Y)

@@ -43,13 +43,14 @@ def centred_svd(X: torch.Tensor):
     return U[:, :k], s[:k], Vh[:k]
 
 
-def cross_products(A, B):
+def cross_products(A, B, upper=False):
     """a^T b for every n x k_a matrix a in `A` and n x k_b matrix b in `B`, batched.
 
     Yields (i, columns, products): products[t] = A[i]^T B[columns[t]]. The b's
     are grouped by width so each group is one batched product (and one
     batched SVD downstream) without padding, which would make every matrix
-    as costly as the widest.
+    as costly as the widest. upper: only the pairs j >= i (for B = A where
+    the rest mirror them).
     """
     groups = {}
     for j, b in enumerate(B):
@@ -57,12 +58,15 @@ def cross_products(A, B):
     for columns in groups.values():
         stacked = torch.stack([B[j] for j in columns])
         for i, a in enumerate(A):
-            yield i, columns, a.T @ stacked
+            kept = [t for t, j in enumerate(columns) if j >= i] if upper else range(len(columns))
+            if kept:
+                yield i, [columns[t] for t in kept], a.T @ stacked[list(kept)]
 
 
 def cross_nuclear_norms(A, B) -> torch.Tensor:
-    """(len(A), len(B)) nuclear norms ||a^T b||_* (sums of singular values)."""
+    """(len(A), len(B)) nuclear norms ||a^T b||_* (sums of singular values).
+    With B the very list A, each unordered pair is computed once."""
     out = A[0].new_empty(len(A), len(B))
-    for i, columns, products in cross_products(A, B):
+    for i, columns, products in cross_products(A, B, upper=B is A):
         out[i, columns] = singular_values(products).sum(dim=-1)
-    return out
+    return out.triu() + out.triu(1).T if B is A else out

@@ -38,9 +38,9 @@ def all_pairs(
         often to show it.
 
     Each representation is summarised once (a centred Gram matrix for CKA,
-    a prepared RDM triangle for RSA, a rank-revealing basis for
-    Procrustes/CCA), and summaries are combined block by block with batched
-    products. Entry [i, j] is measure(representations[i], others[j]), or
+    a prepared RDM triangle for RSA, a factor of the Gram matrix for
+    Procrustes, a rank-revealing basis for CCA), and summaries are
+    combined block by block with batched products. Entry [i, j] is measure(representations[i], others[j]), or
     measure(representations[i], representations[j]): the same number the
     pairwise function gives. Symmetric measures fill the upper triangle and
     mirror it.
@@ -106,7 +106,10 @@ def all_pairs(
 
     def fill(A, B):
         nonlocal done
-        values = plan.combine([s for _, s in A], [s for _, s in B]).cpu().double().numpy()
+        summaries = [s for _, s in A]
+        # The very same list lets a symmetric combine compute each pair once.
+        others = summaries if A is B else [s for _, s in B]
+        values = plan.combine(summaries, others).cpu().double().numpy()
         out[np.ix_([i for i, _ in A], [j for j, _ in B])] = values
         done += len(A) * (len(A) + 1) // 2 if triangle and A is B else len(A) * len(B)
         report()
