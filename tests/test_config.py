@@ -44,7 +44,7 @@ def test_tiny_config_passes():
     ("training: {lr: .nan}", "training.lr: nan is not of type 'number'"),
     # out of range values that reached scikit-learn or torch
     ("data: {split_seed: -1}", "data.split_seed: -1 is less than the minimum of 0"),
-    ("data: {val_fraction: 0.0001}", "data.val_fraction: 0.0001 is less than the minimum of 0.01"),
+    ("data: {val_fraction: 0}", "data.val_fraction: 0 is less than or equal to the minimum of 0"),
     ("data: {train_size: 5}", "data.train_size: 5 is less than the minimum of 10"),
     ("similarity: {seed: -1}", "similarity.seed: -1 is less than the minimum of 0"),
     ("figures: {dpi: 3000}", "figures.dpi: 3000 is greater than the maximum of 600"),

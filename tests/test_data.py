@@ -132,6 +132,14 @@ def test_same_settings_give_the_same_probe(digits_file, tmp_path):
         assert np.array_equal(load_split(digits_file, split)[0], load_split(tmp_path / "again.h5", split)[0])
 
 
+def test_a_validation_split_without_every_class_is_refused(tmp_path):
+    # 0.005 of digits' 1,437 training images is 7, fewer than its 10 classes.
+    with pytest.raises(ValueError, match=r"data.val_fraction 0.005 holds out 7 of 1437 .* raise it "
+                                         r"to at least 0.007"):
+        prepare("digits", "unused", False, 0.005, None, 100, 0, tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
 def test_probe_larger_than_the_test_set_is_refused(tmp_path):
     with pytest.raises(ValueError, match="data.probe_size is 5000 but only 360"):
         prepare("digits", "unused", False, 0.1, None, 5000, 0, tmp_path / "out.h5")

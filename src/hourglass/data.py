@@ -470,6 +470,11 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         src = replace(src, test_x=src.test_x[kept], test_y=src.test_y[kept],
                       test_factors=_rows(src.test_factors, kept))
     n_val = int(round(val_fraction * len(src.train_y)))
+    n_classes = len(np.unique(src.train_y))
+    if n_val < n_classes:
+        raise ValueError(f"data.val_fraction {val_fraction} holds out {n_val} of {len(src.train_y)} "
+                         f"training images of {name!r}, fewer than its {n_classes} classes: raise it "
+                         f"to at least {n_classes / len(src.train_y):.2g}, one image of each class")
     idx_fit, idx_val = train_test_split(
         np.arange(len(src.train_y)), test_size=n_val, stratify=src.train_y, random_state=split_seed
     )
