@@ -223,6 +223,87 @@ def _vae_conv(settings, input_shape):
     ]
 
 
+AREAS = {"S": 0, "M": 1, "L": 2}  # encoder strides removed from the deepest levels
+
+
+def _norm_conv(a, b, stride=1):
+    """3x3 convolution ('same' padding), instance norm with affine weights, ReLU."""
+    return [nn.Conv2d(a, b, 3, stride=stride, padding=1), nn.InstanceNorm2d(b, affine=True),
+            nn.ReLU()]
+
+
+class Residual(nn.Module):
+    """x + f(x), f two 3x3 convolutions with instance norm and ReLU at `width` channels."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.f = nn.Sequential(*_norm_conv(width, width), *_norm_conv(width, width))
+
+    def forward(self, x):
+        return x + self.f(x)
+
+
+def cae_bottleneck(settings, input_shape):
+    """The bottleneck of a `cae` for `input_shape` (C, H, W): (channels,
+    height, width). Each of the `levels` levels halves the sides, except the
+    deepest 0, 1 or 2 with the area S, M or L; the channels hold
+    `compression` of the input's values in that area."""
+    c, height, width = input_shape
+    levels, kept = settings["levels"], AREAS[settings["area"]]
+    if kept >= levels:
+        raise ValueError(f"cae area {settings['area']} removes the stride of {kept} of its "
+                         f"{levels} levels: give model.levels more than {kept}")
+    halvings = 2 ** (levels - kept)
+    if height % halvings or width % halvings:
+        raise ValueError(f"cae with {levels} levels and area {settings['area']} halves the image "
+                         f"sides {levels - kept} times, so they must be divisible by {halvings}, "
+                         f"got {height}x{width}; pad or resize the images (data.pad, data.resize)")
+    area = (height // halvings) * (width // halvings)
+    channels = settings["compression"] * c * height * width / area
+    if channels < 1 or abs(channels - round(channels)) > 1e-9:
+        raise ValueError(f"cae compression {settings['compression']} of {c * height * width} "
+                         f"input values over a {height // halvings}x{width // halvings} bottleneck "
+                         f"is {channels:g} channels, not a whole number of at least 1; choose a "
+                         f"compression that is a multiple of {area / (c * height * width):g}")
+    return round(channels), height // halvings, width // halvings
+
+
+def _cae(settings, input_shape):
+    """Manakov et al.'s convolutional autoencoder (ConvAE2d of their toolkit).
+    An initial 3x3 convolution; per level, 2 residual blocks then a stride-2
+    3x3 convolution that quadruples the channels (3 -> 12 -> 48 -> ...), the
+    deepest to the bottleneck's channels (cae_bottleneck); the area S, M or L
+    drops the stride of the deepest 0, 1 or 2. The decoder mirrors it: per
+    level a bilinear x2 upsampling (none where the encoder kept the size), a
+    3x3 convolution to the level's channels, 2 residual blocks; then a final
+    3x3 convolution, normalised and rectified as theirs unless `final_norm`
+    is false. Every convolution but the last is followed by instance norm
+    (affine) and ReLU. Recorded: each level's output."""
+    c = input_shape[0]
+    levels, kept = settings["levels"], AREAS[settings["area"]]
+    code = cae_bottleneck(settings, input_shape)[0]
+    widths = [c * 4 ** k for k in range(levels)] + [code]
+    strides = [2] * (levels - kept) + [1] * kept
+
+    def residuals(width):
+        return [Residual(width), Residual(width)]
+
+    stages = []
+    for k in range(levels):
+        first = _norm_conv(c, c) if k == 0 else []
+        name, role = ("bottleneck", "bottleneck") if k == levels - 1 else (f"encoder{k + 1}", "encoder")
+        stages.append((name, role, nn.Sequential(*first, *residuals(widths[k]),
+                                                 *_norm_conv(widths[k], widths[k + 1], strides[k]))))
+    for i, k in enumerate(reversed(range(levels)), 1):
+        up = [nn.Upsample(scale_factor=2, mode="bilinear")] if strides[k] == 2 else []
+        stages.append((f"decoder{i}", "decoder",
+                       nn.Sequential(*up, *_norm_conv(widths[k + 1], widths[k]),
+                                     *residuals(widths[k]))))
+    last = _norm_conv(c, c) if settings["final_norm"] else [nn.Conv2d(c, c, 3, padding=1)]
+    stages.append(("output", "output", nn.Sequential(*last)))
+    return stages
+
+
 class TiedDecoder(nn.Module):
     """The transpose of `encoder`'s weight, plus a bias of its own. The weight
     is the encoder's very Parameter, so the optimiser sees it once and every
@@ -309,7 +390,8 @@ class Architecture:
 MODELS = {"fc": Architecture(_fc), "conv": Architecture(_conv),
           "linear": Architecture(_linear, unit_output=False),
           "pca": Architecture(_pca, fit=_fit_pca, unit_output=False),
-          "vae_fc": Architecture(_vae_fc), "vae_conv": Architecture(_vae_conv)}
+          "vae_fc": Architecture(_vae_fc), "vae_conv": Architecture(_vae_conv),
+          "cae": Architecture(_cae, unit_output=False)}
 
 
 def architecture(name) -> Architecture:
