@@ -89,12 +89,12 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "given), but 'digits' has at most 364"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
      "allowed here: dataset, classes, val_fraction, train_size, probe_size, first, split_seed, "
-     "test_size, resize (overrides of the study's data setting; where the data is read from (root, download) is the study's, "
+     "test_size, resize, pad (overrides of the study's data setting; where the data is read from (root, download) is the study's, "
      "set under data)"),
     ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
      "procrustes compare every variant's layers on the same probe images, but the variants "
      "record different ones (latent4; latent8: their data settings differ in dataset, classes, "
-     "probe_size, split_seed, resize, test_size)"),
+     "probe_size, split_seed, resize, test_size, pad)"),
     ("data: {test_size: 50, probe_size: 60}", "data.probe_size: 60 probe images asked for, but "
      "'digits' has at most 50 test images"),
     ("variants: {latent8: {data: {resize: 16}}}", "but the variants record different ones "

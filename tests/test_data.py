@@ -13,7 +13,7 @@ import torch
 import torchvision
 
 from conftest import REPO, debian_packages
-from hourglass.data import DATASETS, DatasetMissing, load_split, prepare
+from hourglass.data import DATASETS, DatasetMissing, image_shape, load_split, prepare
 
 N_TRAIN, N_TEST = 40, 20  # 4 and 2 images per class
 
@@ -250,6 +250,20 @@ def test_resized_images_are_torchvisions_resize_of_the_same_splits(digits_file, 
             x = torch.from_numpy(small[split]["x"][()])
             assert np.array_equal(big[split]["x"][()],
                                   TF.resize(x, [64, 64], antialias=True).numpy())
+
+
+def test_padded_images_hold_the_same_images_framed_in_black(digits_file, tmp_path):
+    out = tmp_path / "digits12.h5"
+    prepare("digits", "unused", False, 0.1, None, 100, 0, out, pad=2)
+    with h5py.File(digits_file) as small, h5py.File(out) as big:
+        assert json.loads(big.attrs["image_shape"]) == [1, 12, 12]
+        assert json.loads(big.attrs["settings"])["pad"] == 2
+        for split in ("train", "val", "test", "probe"):
+            x = big[split]["x"][()]
+            assert np.array_equal(x[:, :, 2:-2, 2:-2], small[split]["x"][()])
+            x[:, :, 2:-2, 2:-2] = 0
+            assert not x.any()
+    assert image_shape({"dataset": "digits", "pad": 2}) == (1, 12, 12)
 
 
 def test_a_setting_without_resize_keeps_its_data_file_name():

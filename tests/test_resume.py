@@ -199,3 +199,21 @@ def test_a_killed_run_in_steps_resumes_mid_pass(digits_file, tmp_path):
     steps = {**SETTINGS, "training": {**SETTINGS["training"], "max_epochs": 3,
                                       "epoch_steps": 40}}
     killed_after_epoch_2_and_resumed(digits_file, tmp_path, steps)
+
+
+def test_a_killed_mixed_precision_run_resumes_its_loss_scale(digits_file, tmp_path):
+    """fp16 training (autocast and a gradient scaler) of the cae resumes to the
+    same bytes, the scaler's state saved with the rest of the progress."""
+    import torch
+
+    fp16 = {**SETTINGS, "model": dict(architecture="cae", levels=2, area="S", compression=1,
+                                      final_norm=True),
+            "training": {**SETTINGS["training"], "precision": "fp16", "max_epochs": 3}}
+    finish(digits_file, tmp_path / "uninterrupted", fp16)
+    proc = start(digits_file, tmp_path / "run", fp16)
+    kill_when(proc, lambda: (tmp_path / "run" / ".resume" / "epoch2.pt").exists())
+    state = torch.load(tmp_path / "run" / ".resume" / "state.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 1
+    log = finish(digits_file, tmp_path / "run", fp16)
+    assert "resuming after epoch" in log and "cae: 2,667 parameters" in log
+    assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")

@@ -18,7 +18,7 @@ def stage_data(args):
     s = args.settings
     prepare(s["dataset"], args.root, args.download == "True", s["val_fraction"], s["train_size"],
             s["probe_size"], s["split_seed"], args.out, classes=s["classes"], first=s["first"],
-            resize=s.get("resize"), test_size=s.get("test_size"))
+            resize=s.get("resize"), test_size=s.get("test_size"), pad=s.get("pad"))
 
 
 def stage_config(args):

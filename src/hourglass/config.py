@@ -273,6 +273,7 @@ def check_config(config, schema_path):
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
                 + loss_problems(config, schema) + role_problems(config, schema)
+                + shape_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
@@ -310,13 +311,16 @@ def data_settings(config, schema):
 
 
 # What fixes a data file's probe images: neither train_size nor val_fraction does.
-PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size")
+PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size", "pad")
+# Keys that came later, in a key only where set: no existing study's key changes.
+LATER_PROBE_KEYS = ("pad",)
 
 
 def probe_key(setting):
     """The key of the probe images a data setting records on: equal for
     settings that differ only where the probes do not (PROBE_KEYS)."""
-    return data_key({k: setting.get(k) for k in PROBE_KEYS})
+    return data_key({k: setting.get(k) for k in PROBE_KEYS
+                     if k not in LATER_PROBE_KEYS or setting.get(k) is not None})
 
 
 def data_problems(config, schema):
@@ -398,6 +402,26 @@ def loss_problems(config, schema):
             f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
             "variant training: {loss: mse}"
             for name, architecture in bce.items() if not MODELS[architecture].unit_output]
+
+
+def shape_problems(config, schema):
+    """cae variants whose bottleneck the images do not allow: sides that its
+    levels cannot halve, a compression that is no whole number of channels."""
+    variants = {name: variant for name, variant in resolve_variants(config, schema).items()
+                if architecture_of(variant["model"], schema) == "cae"}
+    if not variants:
+        return []
+    from hourglass.data import image_shape
+    from hourglass.models import cae_bottleneck  # torch: only where a variant is a cae
+
+    settings, problems = data_settings(config, schema), []
+    for name, variant in variants.items():
+        model = {**model_defaults(schema, "cae"), **variant["model"]}
+        try:
+            cae_bottleneck(model, image_shape(settings[f"variants.{name}.data"]))
+        except ValueError as error:
+            problems.append(f"variants.{name}.model: {error}")
+    return problems
 
 
 def role_problems(config, schema):

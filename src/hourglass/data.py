@@ -323,10 +323,17 @@ DEFAULT_PROBE_SIZE = 1000
 
 def image_shape(setting):
     """C x H x W of the images a data setting's file holds: the dataset's,
-    or resized to `resize` pixels a side."""
+    padded by `pad` pixels a side, or resized to `resize` pixels a side."""
     channels, height, width = DATASETS[setting["dataset"]].image_shape
-    size = setting.get("resize")
-    return (channels, height, width) if size is None else (channels, size, size)
+    pad, size = setting.get("pad") or 0, setting.get("resize")
+    if size is not None:
+        return channels, size, size
+    return channels, height + 2 * pad, width + 2 * pad
+
+
+def padded(x, pad):
+    """uint8 images (N x C x H x W) with `pad` black pixels added on every side."""
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
 def resized(x, size):
@@ -449,12 +456,13 @@ def first_images(name, src, first):
 
 
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
-            classes=None, first=None, resize=None, test_size=None):
+            classes=None, first=None, resize=None, test_size=None, pad=None):
     """Load dataset `name`, check it, keep its first images (`first`: {train,
     test} counts, or None for all) and its `classes` (all if None), keep a
     class-stratified `test_size` of its test images (None: all), split it,
-    choose the probe set (probe_size None: see probe_size_of), resize the
-    images to `resize` pixels a side (None: as they are), and write `out`."""
+    choose the probe set (probe_size None: see probe_size_of), pad the images
+    by `pad` black pixels a side and resize them to `resize` pixels a side
+    (None: neither), and write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     src = DATASETS[name].load(root, download, split_seed)
@@ -495,6 +503,8 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
     }
     factors = {"train": _rows(src.train_factors, idx_fit), "val": _rows(src.train_factors, idx_val),
                "test": src.test_factors, "probe": _rows(src.test_factors, idx_probe)}
+    if pad is not None:
+        splits = {split: (padded(x, pad), y) for split, (x, y) in splits.items()}
     if resize is not None:
         splits = {split: (resized(x, resize), y) for split, (x, y) in splits.items()}
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -511,7 +521,8 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
                     image_shape=list(splits["train"][0].shape[1:]),
                     settings=dict(classes=classes, first=first, val_fraction=val_fraction,
                                   train_size=train_size, probe_size=probe_size,
-                                  split_seed=split_seed, resize=resize, test_size=test_size))
+                                  split_seed=split_seed, resize=resize, test_size=test_size,
+                                  pad=pad))
 
 
 def load_split(path, split):

@@ -41,6 +41,7 @@ data:
   split_seed: 0          # fixes the splits and the probe set
   # test_size: 2000      # keep a class-stratified subset of the test images (unset: all)
   # resize: 64           # resize every image to this many pixels a side (vae_conv: 64)
+  # pad: 2               # add this many black pixels on every side (28 -> 32 for a cae)
 
 seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2
 
@@ -52,7 +53,8 @@ checkpoints: [0]
 # takes its own keys (another's is an error): fc all below but channels; conv
 # channels, latent, bottleneck_layers, init; linear (a tied linear autoencoder)
 # latent, init; pca (exact PCA, fitted, not trained) latent; the VAEs vae_fc
-# widths, latent, activation, init and vae_conv (64 x 64 images) latent, init.
+# widths, latent, activation, init and vae_conv (64 x 64 images) latent, init;
+# cae (Manakov et al.'s residual convolutional autoencoder) the four below init.
 # A variant that sets another architecture keeps only the keys here that its
 # architecture takes.
 model:
@@ -64,6 +66,10 @@ model:
   activation: relu       # of the encoder and decoder layers, or tanh
   latent_activation: relu  # of the bottleneck layers, or tanh, or linear (none)
   init: glorot_uniform   # or glorot_normal
+  # levels: 3            # cae: levels of residual blocks and a stride-2 convolution
+  # area: M              # cae: bottleneck area, S, M or L (the deepest 0, 1, 2 strides dropped)
+  # compression: 0.25    # cae: bottleneck values as a share of the input's
+  # final_norm: true     # cae: instance norm and ReLU after the last convolution
 
 activations:             # how every layer is recorded on the probe images
   record_from: sampled   # a VAE's decoder reads a seeded sample of its code, or mean
@@ -85,7 +91,8 @@ training:                # every variant's training, unless the variant override
   batch_size: 32         # images per step
   max_epochs: 200        # at most; early stopping usually ends sooner
   epoch_steps: null      # or N: an epoch is N steps (training measured in steps)
-  patience: 10           # stop after this many epochs without a lower validation loss
+  patience: 10           # stop after this many epochs without a lower validation loss (null: never)
+  precision: fp32        # or bf16, fp16: mixed precision (autocast; fp16 with a gradient scaler)
   device: cpu            # or cuda: each training job asks for one GPU
   on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out
 

@@ -17,6 +17,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,16 @@ DEFAULT_WEIGHT_DECAY = 0
 # code of the probe images, so that recording a checkpoint again writes the
 # same bytes (activations.record).
 TRAIN_NOISE, EVAL_NOISE, RECORD_NOISE = 1, 2, 3
+# training.precision: the dtype autocast computes in (None: float32 throughout).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device, precision):
+    """The context training and evaluation run in: torch's autocast to the
+    half dtype `precision` names (weights, optimiser and losses stay float32),
+    or nothing for fp32."""
+    dtype = PRECISIONS[precision]
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def pick_device(requested, log):
@@ -149,12 +160,13 @@ def add_terms(totals, terms, images):
         totals[name] = totals.get(name, 0.0) + value.item() * images
 
 
-def evaluate(model, loss, x, y, step, recon):
+def evaluate(model, loss, x, y, step, recon, precision="fp32"):
     """Each term of `loss` averaged over the images `x` (labels `y`), without
-    gradients, with the evaluation noise; `recon` is training.loss."""
+    gradients, with the evaluation noise, in `precision` (as trained);
+    `recon` is training.loss."""
     model.eval()
     noise, totals = noise_stream(EVAL_NOISE), {}
-    with torch.no_grad():
+    with torch.no_grad(), autocast(x.device, precision):
         for xb, yb in zip(x.split(EVAL_BATCH), y.split(EVAL_BATCH)):
             batch = Batch(xb, yb, step, recon, noise, len(x))
             add_terms(totals, loss.terms(model.by_role(loss.inputs(batch), noise), batch), len(xb))
@@ -232,6 +244,11 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     splits = {split: (x.to(device), y.to(device)) for split, (x, y) in splits.items()}
     x_train, y_train = splits["train"]
     model = build_model(settings["model"], input_shape).to(device)
+    log(f"{settings['model']['architecture']}: "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    precision = training.get("precision", "fp32")
+    # fp16's narrow range needs the loss scaled against underflowing gradients; bf16's does not.
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"],
                                  weight_decay=training.get("weight_decay", DEFAULT_WEIGHT_DECAY))
     order = torch.Generator().manual_seed(seed)
@@ -244,7 +261,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
 
     def evaluated(splits_wanted, epoch):
         return {column: value for split in splits_wanted for column, value in split_columns(
-            split, evaluate(model, loss, *splits[split], epoch * steps_per_epoch, recon)).items()}
+            split, evaluate(model, loss, *splits[split], epoch * steps_per_epoch, recon,
+                            precision)).items()}
 
     def checkpoint(name, state_dict, epoch, diverged=""):
         save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch,
@@ -252,7 +270,8 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
 
     def save_progress():
         save({**progress, "identity": identity, "model": model.state_dict(),
-              "optimizer": optimizer.state_dict(), "order": order.get_state(),
+              "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+              "order": order.get_state(),
               "noise": noise.get_state(), "rng": rng_states()}, work / "state.pt")
 
     progress = load_progress(work / "state.pt", identity, log)
@@ -270,6 +289,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     else:
         model.load_state_dict(progress["model"])
         optimizer.load_state_dict(progress["optimizer"])
+        scaler.load_state_dict(progress["scaler"])
         order.set_state(progress["order"])
         noise.set_state(progress["noise"])
         set_rng_states(progress["rng"])
@@ -286,10 +306,12 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
             idx = idx.to(device)
             batch = Batch(x_train[idx], y_train[idx], (epoch - 1) * steps_per_epoch + step - 1,
                           recon, noise, len(x_train))
-            terms = loss.terms(model.by_role(loss.inputs(batch), noise), batch)
+            with autocast(device, precision):
+                terms = loss.terms(model.by_role(loss.inputs(batch), noise), batch)
             optimizer.zero_grad()
-            terms["loss"].backward()
-            optimizer.step()
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
             add_terms(totals, terms, len(idx))
         trained = sum(len(idx) for idx in batches)
         row = {"epoch": epoch, **split_columns("train", {
@@ -317,10 +339,11 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
         eta = seconds * (training["max_epochs"] - epoch)
         log(f"epoch {epoch}: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
             f"{seconds:.2f} s  (at most {eta:.0f} s to go)")
-        if progress["waited"] >= training["patience"]:
+        stop = training["patience"] is not None and progress["waited"] >= training["patience"]
+        if stop:
             log(f"early stop after epoch {epoch}: no improvement for {progress['waited']} epochs "
                 f"(best {progress['best']:.5f} at epoch {progress['best_epoch']})")
-        progress["done"] = epoch == training["max_epochs"] or progress["waited"] >= training["patience"]
+        progress["done"] = epoch == training["max_epochs"] or stop
         if epoch in wanted:
             checkpoint(f"epoch{epoch}", model.state_dict(), epoch)
         save_progress()
