@@ -134,7 +134,7 @@ def test_across_variants_compares_every_layer_of_the_two_variants_at_the_final_c
     settings = dict(measures=["linear_cka"], dtype="float64", device="cpu", max_memory_gb=None,
                     probes={"beta1": "digits-a", "tc8": "digits-b"})
     lines = []
-    across_variants.run([str(p) for p in final.values()], None, settings, out, log=lines.append)
+    across_variants.run([str(p) for p in final.values()], settings, out, log=lines.append)
     assert pd.read_csv(out["pairs"]).empty and pd.read_csv(out["layers"]).empty
     assert lines == ["left out: beta1 is the only variant recorded on probe images digits-a",
                      "left out: tc8 is the only variant recorded on probe images digits-b"]

@@ -51,9 +51,14 @@ def stage_analysis(args):
     if len(args.out) != len(analysis.tables):
         raise ValueError(f"analysis {args.name!r} writes the tables {', '.join(analysis.tables)}: "
                          f"give one --out path for each, in that order (got {len(args.out)})")
-    data = args.data[0] if args.data else None
-    run_analysis(args.name, args.activations, data, args.settings,
-                 dict(zip(analysis.tables, args.out)), args.threads)
+    inputs = {"activations": args.activations, "data": args.data[0] if args.data else None,
+              "metrics": args.metrics}
+    missing = [read for read in analysis.reads if not inputs[read]]
+    if missing:
+        raise ValueError(f"analysis {args.name!r} reads {', '.join(analysis.reads)}: give "
+                         + ", ".join(f"--{read}" for read in missing))
+    run_analysis(args.name, inputs, args.settings, dict(zip(analysis.tables, args.out)),
+                 args.threads)
 
 
 def stage_measure(args):
@@ -236,9 +241,11 @@ def add_stage_commands(sub):
     s = stage("analysis", stage_analysis,
               "one analysis of a variant, or of the study (hourglass.analyses.registry)")
     s.add_argument("name", choices=analysis_names())
-    s.add_argument("--activations", nargs="+", required=True, type=Path)
+    s.add_argument("--activations", nargs="*", default=[], type=Path)
     s.add_argument("--data", nargs="*", default=[], type=Path,
                    help="the variant's data file, for analyses that read it")
+    s.add_argument("--metrics", nargs="*", default=[], type=Path,
+                   help="every seed's metrics.csv, for analyses that read them")
     s.add_argument("--out", nargs="+", required=True, type=Path,
                    help="one CSV per table of the analysis, in its order")
     s = stage("measure", stage_measure, "one similarity measure between all representations")

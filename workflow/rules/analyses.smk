@@ -3,7 +3,8 @@
 # at every checkpoint (and the variant's data file where the analysis reads
 # it) and writes the analysis's tables; a local job per table gathers them
 # over the variants. Of an analysis of the study, one job reads every
-# variant's final activations (and no data file) and writes the study's tables.
+# variant's final activations or every seed's metrics, as the analysis reads
+# (and no data file), and writes the study's tables.
 for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
     analysis = ANALYSES[name]
 
@@ -79,10 +80,23 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
         name:
             name
         input:
-            activations=expand(
-                f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/final.h5",
-                variant=VARIANTS,
-                seed=SEEDS,
+            activations=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/final.h5",
+                    variant=VARIANTS,
+                    seed=SEEDS,
+                )
+                if "activations" in analysis.reads
+                else []
+            ),
+            metrics=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",
+                    variant=VARIANTS,
+                    seed=SEEDS,
+                )
+                if "metrics" in analysis.reads
+                else []
             ),
         output:
             [f"{STUDY_DIR}/{analysis.folder}/{table}.csv" for table in analysis.tables],
@@ -101,5 +115,5 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
             code=code_hash(name),
         shell:
             "hourglass analysis {params.name} --activations {input.activations}"
-            " --threads {params.threads} --out {output}"
+            " --metrics {input.metrics} --threads {params.threads} --out {output}"
             " --settings {params.settings:q} > {log} 2>&1"

@@ -60,7 +60,7 @@ def layer_summary(pairs):
         ["probes", "measure", "pairing", "layer_index"], kind="stable")
 
 
-def run(activations, data, settings, out, threads=1, log=log_line):
+def run(activations, settings, out, threads=1, log=log_line):
     check_activation_files(activations)  # all of them, before any compute
     torch.set_num_threads(threads)
     check_device(settings["device"])

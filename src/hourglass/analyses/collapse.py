@@ -48,7 +48,7 @@ def mean_sampled_cka(mean, sampled, record_from):
         return float("nan"), str(error)
 
 
-def run(activations, data, settings, out, threads=1):
+def run(activations, settings, out, threads=1):
     threshold = settings["threshold"]
     summary, dimensions = [], []
     for path in activations:

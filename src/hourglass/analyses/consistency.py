@@ -231,7 +231,7 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
     return consistency, mds
 
 
-def run(activations, data, settings, out, threads=1):
+def run(activations, settings, out, threads=1):
     """The consistency analysis of one variant (its activation files; it reads
     no data file): tables `consistency` and `mds` to the CSV paths `out` names."""
     check_activation_files(activations, one_variant=True)  # all of them, before any compute

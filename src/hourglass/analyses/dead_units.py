@@ -13,7 +13,7 @@ def dead_share(activations):
     return float(np.mean(np.ptp(activations, axis=0) == 0))
 
 
-def run(activations, data, settings, out, threads=1):
+def run(activations, settings, out, threads=1):
     rows = []
     for path in activations:
         attrs = describe(path)

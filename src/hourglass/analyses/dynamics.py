@@ -49,7 +49,7 @@ def layer_rows(key, checkpoints, matrix, reasons):
     return rows
 
 
-def run(activations, data, settings, out, threads=1):
+def run(activations, settings, out, threads=1):
     torch.set_num_threads(threads)
     kept, _ = without_diverged(activations)
     runs = {}  # seed: {checkpoint label: (path, attrs)}

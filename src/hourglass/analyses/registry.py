@@ -36,10 +36,12 @@ class Figure:
 @dataclass(frozen=True)
 class Analysis:
     """description: one line for people; folder: where under results/{study}/
-    its tables go; reads: 'activations' and/or 'data'; tables: the CSV tables
-    its function writes (one file each, per variant); run: 'module:function'
-    taking (activations, data, settings, out, threads) with `out` mapping each
-    table to its path; settings: what its jobs depend on, from the validated
+    its tables go; reads: what its function reads, in the order it takes them:
+    'activations' (every seed's at every checkpoint; of a study, the final
+    ones of every variant), 'data' (the variant's data file), 'metrics' (every
+    seed's metrics.csv); tables: the CSV tables its function writes (one file
+    each, per variant); run: 'module:function' taking (what it reads...,
+    settings, out, threads) with `out` mapping each table to its path; settings: what its jobs depend on, from the validated
     study config; modules: the package code it runs, hashed into its rules so
     that editing it re-runs the analysis; figures: by name; roles: the roles
     of the layers it reads (hourglass.models.ROLES) beyond every model's
@@ -164,7 +166,7 @@ ANALYSES = {
 }
 
 
-def run_analysis(name, activations, data, settings, out, threads=1):
+def run_analysis(name, inputs, settings, out, threads=1):
     """Run analysis `name` on its files (one variant's, or for an analysis of
     study scope every variant's): its function, imported only now."""
     module, function = ANALYSES[name].run.split(":")
