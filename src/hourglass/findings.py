@@ -248,6 +248,103 @@ def encoder_alike_across_variants(layers, measure: str = "linear_cka",
     return f"{measure}, {pairing}: " + "; ".join(parts), all_held(verdicts)
 
 
+AREAS = ["S", "M", "L"]
+
+
+def runs_at(runs, key, level):
+    """The rows of losses/runs.csv whose grid setting `key` is `level`."""
+    return runs[runs[key] == level]
+
+
+def absent_levels(runs, key, levels):
+    """Text naming the levels of `key` no run has, or '' where all are there."""
+    if key not in runs.columns:
+        return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)"
+    absent = [level for level in levels if runs_at(runs, key, level).empty]
+    return f"no runs at {key} {', '.join(map(str, absent))}" if absent else ""
+
+
+def area_lowers_test_error(runs, key: str = "area", order: list = AREAS, alpha: float = 0.05):
+    """Manakov et al.: the mean minimum test loss falls from level to level
+    of grid setting `key` along `order` (small to large area), and a
+    two-sided rank-sum test (Mann-Whitney U, scipy.stats) between the first
+    and the last level is significant at `alpha`."""
+    from scipy.stats import mannwhitneyu
+
+    absent = absent_levels(runs, key, order)
+    if absent:
+        return absent, None
+    values = [runs_at(runs, key, level)["min_test_loss"] for level in order]
+    if any(v.isna().any() for v in values):
+        return "some runs have no minimum test loss (losses/runs.csv, undefined)", None
+    p = mannwhitneyu(values[0], values[-1], alternative="two-sided").pvalue
+    means = [v.mean() for v in values]
+    text = "; ".join(f"{key} {level}: {v.mean():.4g} ± {v.std():.2g} (n {len(v)})"
+                     for level, v in zip(order, values))
+    falls = all(a > b for a, b in zip(means, means[1:]))
+    return (f"minimum test loss {text}; {order[0]} vs {order[-1]} rank-sum p {p:.3g}",
+            bool(falls and p < alpha))
+
+
+def area_matters_more(runs, first: str = "area", second: str = "compression"):
+    """Manakov et al.: the minimum test loss depends more on grid setting
+    `first` (area) than on `second` (channels): the range of its means over
+    the levels of `first` exceeds the range over the levels of `second`."""
+    for key in (first, second):
+        if key not in runs.columns:
+            return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)", None
+    if runs["min_test_loss"].isna().any():
+        return "some runs have no minimum test loss (losses/runs.csv, undefined)", None
+    spans, parts = [], []
+    for key in (first, second):
+        means = runs.groupby(key)["min_test_loss"].mean()
+        spans.append(means.max() - means.min())
+        parts.append(f"over {key} {means.min():.4g} to {means.max():.4g} (range {spans[-1]:.3g})")
+    return "mean minimum test loss " + "; ".join(parts), bool(spans[0] > spans[1])
+
+
+def area_speeds_training(runs, key: str = "area", order: list = AREAS):
+    """Manakov et al.: a larger area trains faster: the median first epoch
+    whose training loss is under the threshold (analyses.losses.threshold)
+    does not rise from level to level of `key` along `order` and is lower at
+    the last than at the first. A run that never got under it counts as
+    later than every epoch; where no run of a level did, there is no
+    verdict."""
+    absent = absent_levels(runs, key, order)
+    if absent:
+        return absent, None
+    medians, parts = [], []
+    for level in order:
+        epochs = runs_at(runs, key, level)["first_below"]
+        medians.append(epochs.fillna(np.inf).median())
+        never = int(epochs.isna().sum())
+        parts.append(f"{key} {level}: median epoch {medians[-1]:g}"
+                     + (f" ({never} of {len(epochs)} runs never)" if never else ""))
+    if all(np.isinf(medians)):
+        return "; ".join(parts) + ": no level trains under the threshold", None
+    ordered = all(a >= b for a, b in zip(medians, medians[1:])) and medians[0] > medians[-1]
+    return "; ".join(parts), bool(ordered)
+
+
+def complete_not_a_copy(runs, key: str = "compression", complete: float = 1.0,
+                        tolerance: float = 1e-4):
+    """Manakov et al.: a complete CAE (as many bottleneck values as input
+    values: `key` equal to `complete`) does not learn to copy: every run's
+    minimum test loss (MSE per value) stays above `tolerance` (1e-4, an RMS
+    error of 1 % of the pixel range), where a copy would be near 0."""
+    if key not in runs.columns:
+        return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)", None
+    rows = runs[np.isclose(runs[key].astype(float), complete)]
+    if rows.empty:
+        return f"no runs with {key} {complete:g}: add a complete variant", None
+    if rows["min_test_loss"].isna().any():
+        return "some complete runs have no minimum test loss (losses/runs.csv)", None
+    parts = [f"{variant} {v.mean():.4g} (min {v.min():.4g})"
+             for variant, v in rows.groupby("variant", sort=False)["min_test_loss"]]
+    return (f"minimum test loss of the complete CAEs, against {tolerance:g}: " + "; ".join(parts),
+            bool((rows["min_test_loss"] > tolerance).all()))
+
+
 def undefined_seeds(silhouettes, variant):
     """' (k of n seeds undefined)' where some seeds' final silhouettes are NaN
     (left out of the means: a dead code separates nothing, but scores no 0)."""
@@ -296,6 +393,18 @@ FINDINGS = {
         "encoder layers are more alike across objectives and strengths than the mean, "
         "log-variance and sampled layers",
         (("across_variants", "layers"),), encoder_alike_across_variants),
+    "area_lowers_test_error": Check(
+        "a larger bottleneck area gives a lower minimum test loss",
+        (("losses", "runs"),), area_lowers_test_error),
+    "area_matters_more": Check(
+        "the bottleneck's area changes the test loss more than its channels do",
+        (("losses", "runs"),), area_matters_more),
+    "area_speeds_training": Check(
+        "a larger bottleneck area trains under the loss threshold sooner",
+        (("losses", "runs"),), area_speeds_training),
+    "complete_not_a_copy": Check(
+        "a complete CAE does not copy its input: its test loss stays above zero",
+        (("losses", "runs"),), complete_not_a_copy),
 }
 
 

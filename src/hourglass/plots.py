@@ -842,3 +842,93 @@ def overview(table, measure, paths, dpi=150):
             undefined_legend_entry(ax, f"{name}.csv")
             ax.legend(handles=ax.get_lines()[-1:], fontsize=8)
     save(fig, paths, dpi)
+
+
+LOSS_PANELS = {"min_test_loss": "minimum test loss", "first_below": "first epoch with the\n"
+               "training loss under the threshold"}
+
+
+def grid_levels(values):
+    """A grid setting's levels in their natural order (numbers ascending, names as given)."""
+    levels = list(dict.fromkeys(values))
+    return sorted(levels) if all(isinstance(v, (int, float)) for v in levels) else levels
+
+
+def summary_text(values, spread=False):
+    """A cell of losses_heatmaps: the mean of the defined `values` (± their sd
+    where `spread`), and how many runs never got there."""
+    defined, never = values.dropna(), int(values.isna().sum())
+    if defined.empty:
+        return f"never ({never})"
+    text = f"{defined.mean():.4g}" + (f"\n± {defined.std():.2g}" if spread and len(defined) > 1
+                                      else "")
+    return text + (f"\n({never} never)" if never else "")
+
+
+def losses_heatmaps(runs, paths, dpi=150):
+    """Manakov et al.'s grid: per panel of LOSS_PANELS, the mean over seeds of
+    each cell of the first grid setting (rows, e.g. area) x the second
+    (columns, e.g. compression), and in a last row and column the mean ± sd
+    over the runs of each level (the marginals). A run that never trained
+    under the threshold is left out of its mean and counted in the cell;
+    a cell with none is grey."""
+    rows_key, columns_key = runs.columns[2:4]  # losses.run puts the grid after variant, seed
+    row_levels, column_levels = grid_levels(runs[rows_key]), grid_levels(runs[columns_key])
+    fig, axes = plt.subplots(1, len(LOSS_PANELS), layout="constrained",
+                             figsize=(len(LOSS_PANELS) * (1.6 + 1.0 * len(column_levels)), 3.6))
+    for ax, (column, label) in zip(axes, LOSS_PANELS.items()):
+        grid = np.full((len(row_levels) + 1, len(column_levels) + 1), np.nan)
+        text = {}
+        for i, r in enumerate(row_levels):
+            for j, c in enumerate(column_levels):
+                values = runs.loc[(runs[rows_key] == r) & (runs[columns_key] == c), column]
+                grid[i, j] = values.mean()
+                text[i, j] = summary_text(values)
+        for i, r in enumerate(row_levels):
+            text[i, len(column_levels)] = summary_text(runs.loc[runs[rows_key] == r, column], True)
+        for j, c in enumerate(column_levels):
+            text[len(row_levels), j] = summary_text(runs.loc[runs[columns_key] == c, column], True)
+        image = ax.imshow(grid, cmap=HEATMAP_CMAP)
+        n_rows, n_columns = len(row_levels), len(column_levels)
+        # the marginals are text on white, not cells of the colour scale
+        ax.add_patch(plt.Rectangle((-0.5, n_rows - 0.5), n_columns + 1, 1, color="white"))
+        ax.add_patch(plt.Rectangle((n_columns - 0.5, -0.5), 1, n_rows + 1, color="white"))
+        for (i, j), value in text.items():
+            shade = image.norm(grid[i, j]) if i < len(row_levels) and j < len(column_levels) else 1
+            ax.text(j, i, value, ha="center", va="center", fontsize=7,
+                    color="white" if shade < 0.6 else "black")
+        ax.axhline(len(row_levels) - 0.5, color="black", lw=1)
+        ax.axvline(len(column_levels) - 0.5, color="black", lw=1)
+        ax.set_xticks(range(len(column_levels) + 1), [f"{c:g}" if isinstance(c, float) else c
+                                                      for c in column_levels] + ["mean ± sd"])
+        ax.set_yticks(range(len(row_levels) + 1), [*row_levels, "mean ± sd"])
+        ax.set_xlabel(columns_key)
+        ax.set_ylabel(rows_key)
+        ax.set_title(f"{label}\n(mean over seeds)")
+    save(fig, paths, dpi)
+
+
+def loss_curves(curves, paths, dpi=150):
+    """Training (dashed) and test (solid) loss per epoch, the mean over seeds:
+    a panel per level of the first grid setting (e.g. area), a colour per
+    level of the second (e.g. compression), on a log scale."""
+    rows_key, columns_key = curves.columns[2:4]  # as in losses_heatmaps
+    curves = curves.astype({"epoch": int})
+    panels, colours = grid_levels(curves[rows_key]), grid_levels(curves[columns_key])
+    fig, axes = plt.subplots(1, len(panels), sharey=True, layout="constrained", squeeze=False,
+                             figsize=(3.6 * len(panels) + 1.4, 3.2))
+    for ax, panel in zip(axes[0], panels):
+        for k, level in enumerate(colours):
+            rows = curves[(curves[rows_key] == panel) & (curves[columns_key] == level)]
+            mean = rows[rows["epoch"] >= 1].groupby("epoch")[["train_loss", "test_loss"]].mean()
+            colour = PALETTE[k % len(PALETTE)]
+            ax.plot(mean.index, mean["test_loss"], color=colour,
+                    label=f"{level:g}" if isinstance(level, float) else str(level))
+            ax.plot(mean.index, mean["train_loss"], color=colour, ls="--")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{rows_key} {panel}")
+    axes[0][0].set_ylabel("loss (solid: test, dashed: training)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title=columns_key, fontsize=8)
+    save(fig, paths, dpi)

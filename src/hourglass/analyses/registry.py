@@ -41,8 +41,8 @@ class Analysis:
     ones of every variant), 'data' (the variant's data file), 'metrics' (every
     seed's metrics.csv); tables: the CSV tables its function writes (one file
     each, per variant); run: 'module:function' taking (what it reads...,
-    settings, out, threads) with `out` mapping each table to its path; settings: what its jobs depend on, from the validated
-    study config; modules: the package code it runs, hashed into its rules so
+    settings, out, threads) with `out` mapping each table to its path;
+    settings: what its jobs depend on, from the validated study config; modules: the package code it runs, hashed into its rules so
     that editing it re-runs the analysis; figures: by name; roles: the roles
     of the layers it reads (hourglass.models.ROLES) beyond every model's
     input and output, which the config checks each variant's model has;
@@ -163,11 +163,34 @@ ANALYSES = {
         },
         scope="study",
     ),
+    "losses": Analysis(
+        "per seed the minimum test loss and its epoch and the first epoch under a training-loss "
+        "threshold, the curves, and rank-sum tests between the levels of a grid of model settings",
+        folder="losses",
+        reads=("metrics",),
+        tables=("runs", "curves", "tests"),
+        run="hourglass.analyses.losses:run",
+        settings=lambda config: {
+            **config["analyses"]["losses"],
+            "models": {v: s["model"] for v, s in config["variants"].items()},
+        },
+        modules=("analyses/losses.py", "io.py"),
+        figures={
+            "losses": Figure("minimum test loss and training speed over the grid",
+                             "3. Losses", ("runs",), "losses_heatmaps"),
+            "loss_curves": Figure("training and test loss per epoch", "3. Losses",
+                                  ("curves",), "loss_curves"),
+        },
+        scope="study",
+    ),
 }
 
 
 def run_analysis(name, inputs, settings, out, threads=1):
     """Run analysis `name` on its files (one variant's, or for an analysis of
-    study scope every variant's): its function, imported only now."""
-    module, function = ANALYSES[name].run.split(":")
-    getattr(importlib.import_module(module), function)(activations, data, settings, out, threads)
+    study scope every variant's), `inputs` holding the paths of each kind it
+    reads: its function, imported only now."""
+    analysis = ANALYSES[name]
+    module, function = analysis.run.split(":")
+    getattr(importlib.import_module(module), function)(
+        *(inputs[read] for read in analysis.reads), settings, out, threads)

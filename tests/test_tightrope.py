@@ -1,0 +1,118 @@
+"""Manakov et al.'s bottleneck study (the `losses` analysis and its findings):
+its tables on hand-made metrics, its rank-sum tests against scipy, its
+checks on hand-made grids, and the study end to end (tests/cae_tiny.yaml)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import mannwhitneyu
+
+from conftest import snakemake
+from hourglass.analyses.losses import level_tests, run_rows
+from hourglass.findings import (area_lowers_test_error, area_matters_more, area_speeds_training,
+                                complete_not_a_copy)
+
+
+def metrics(train, test):
+    """A run's metrics.csv rows: epoch 0 (untrained) then one row per epoch."""
+    return pd.DataFrame({"epoch": range(len(train)), "train_loss": train, "test_loss": test})
+
+
+def test_a_runs_minimum_test_loss_and_first_epoch_under_the_threshold():
+    # epoch 0 is the untrained model: its lower test loss is not a minimum of training
+    row = run_rows(metrics([0.5, 0.2, 0.009, 0.004], [0.01, 0.3, 0.1, 0.2]), threshold=0.01)
+    assert row == dict(min_test_loss=0.1, min_test_epoch=2, first_below=2, epochs=3, undefined="")
+    never = run_rows(metrics([0.5, 0.2, 0.1], [0.4, 0.3, 0.35]), threshold=0.01)
+    assert np.isnan(never["first_below"]) and never["min_test_epoch"] == 1
+    assert never["undefined"] == "training loss never below 0.01 in 2 epochs"
+
+
+def test_rank_sum_tests_are_scipys_between_every_two_levels():
+    runs = pd.DataFrame({"area": ["S"] * 3 + ["M"] * 3 + ["L"] * 3,
+                         "min_test_loss": [6, 5, 4, 3.5, 3, 2, 1, 0.5, np.nan]})
+    tests = {(r["level_a"], r["level_b"]): r for r in level_tests(runs, "area", "min_test_loss")}
+    assert list(tests) == [("S", "M"), ("S", "L"), ("M", "L")]
+    # S above every L: U = 3 x 2, and the exact two-sided p of the most extreme
+    # of C(5, 2) = 10 orderings, both tails
+    assert tests["S", "L"]["statistic"] == 6 and tests["S", "L"]["p_value"] == pytest.approx(0.2)
+    assert tests["S", "L"]["n_b"] == 2 and tests["S", "L"]["undefined"] == "1 runs undefined, left out"
+    expected = mannwhitneyu([6, 5, 4], [3.5, 3, 2], alternative="two-sided")
+    assert tests["S", "M"]["p_value"] == pytest.approx(expected.pvalue)
+    assert tests["S", "M"]["median_a"] == 5 and tests["S", "M"]["median_b"] == 3
+
+
+def grid(loss, first_below=None):
+    """losses/runs.csv of 3 areas x 2 compressions x 2 seeds: `loss` (area ->
+    its runs' minimum test losses, 4 each) and `first_below` likewise."""
+    rows = []
+    for area in "SML":
+        for k, (compression, seed) in enumerate([(0.25, 0), (0.25, 1), (1.0, 0), (1.0, 1)]):
+            rows.append(dict(variant=f"{area}_{compression}", seed=seed, area=area,
+                             compression=compression, min_test_loss=loss[area][k],
+                             first_below=np.nan if first_below is None else first_below[area][k]))
+    return pd.DataFrame(rows)
+
+
+FALLING = {"S": [0.040, 0.042, 0.039, 0.041], "M": [0.030, 0.031, 0.029, 0.030],
+           "L": [0.020, 0.022, 0.019, 0.021]}
+
+
+def test_area_lowers_the_test_loss_where_it_falls_significantly():
+    text, held = area_lowers_test_error(grid(FALLING))
+    assert held is True
+    assert "area S: 0.0405 ± 0.0013 (n 4)" in text and "S vs L rank-sum p 0.0286" in text
+    rising = {"S": FALLING["L"], "M": FALLING["M"], "L": FALLING["S"]}
+    assert area_lowers_test_error(grid(rising))[1] is False
+    text, held = area_lowers_test_error(grid(FALLING)[lambda t: t["area"] != "M"])
+    assert held is None and text == "no runs at area M"
+
+
+def test_area_matters_more_than_channels():
+    assert area_matters_more(grid(FALLING))[1] is True  # compression moves the means by 0.0005
+    by_channels = {area: [0.02, 0.02, 0.04, 0.04] for area in "SML"}
+    text, held = area_matters_more(grid(by_channels))
+    assert held is False and "over compression 0.02 to 0.04 (range 0.02)" in text
+
+
+def test_area_speeds_training_with_runs_that_never_got_there_counted_last():
+    epochs = {"S": [np.nan, np.nan, 9, np.nan], "M": [6, 7, 6, 8], "L": [3, 4, 3, 3]}
+    text, held = area_speeds_training(grid(FALLING, epochs))
+    assert held is True and "area S: median epoch inf (3 of 4 runs never)" in text
+    never = {area: [np.nan] * 4 for area in "SML"}
+    assert area_speeds_training(grid(FALLING, never))[1] is None
+
+
+def test_a_complete_cae_that_reconstructs_to_zero_error_is_a_copy():
+    assert complete_not_a_copy(grid(FALLING))[1] is True
+    copying = {area: [0.02, 0.02, 1e-6, 2e-6] for area in "SML"}
+    text, held = complete_not_a_copy(grid(copying))
+    assert held is False and "S_1.0 1.5e-06 (min 1e-06)" in text
+    text, held = complete_not_a_copy(grid(FALLING), complete=0.5)
+    assert held is None and "no runs with compression 0.5" in text
+
+
+@pytest.mark.slow
+def test_the_tightrope_study_end_to_end(workflow_copy):
+    root = workflow_copy("tightrope")
+    snakemake(root, "--configfile", "cae_tiny.yaml")
+    study = root / "results" / "cae_tiny"
+    runs = pd.read_csv(study / "losses" / "runs.csv")
+    assert len(runs) == 6 * 2 and set(runs["area"]) == {"S", "M", "L"}
+    assert set(runs["compression"]) == {0.25, 0.5}
+    # one run by hand from its metrics
+    own = pd.read_csv(study / "L_half" / "seed1" / "metrics.csv")
+    trained = own[own["epoch"] >= 1]
+    row = runs[(runs["variant"] == "L_half") & (runs["seed"] == 1)].iloc[0]
+    assert row["min_test_loss"] == pytest.approx(trained["test_loss"].min())
+    assert row["min_test_epoch"] == trained.loc[trained["test_loss"].idxmin(), "epoch"]
+    curves = pd.read_csv(study / "losses" / "curves.csv")
+    assert len(curves) == 12 * 3  # epochs 0, 1, 2 of every run
+    tests = pd.read_csv(study / "losses" / "tests.csv")
+    assert len(tests) == 2 * 3 + 2 * 1  # (min test loss, first epoch) x pairs of areas, of compressions
+    findings = pd.read_csv(study / "findings.csv")
+    assert list(findings["check"]) == ["area_lowers_test_error", "area_speeds_training"]
+    assert set(findings["held"]) <= {"yes", "no", "undefined"}
+    for figure in ("losses", "loss_curves"):
+        assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
+    log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
+    assert "cae: " in log and " parameters" in log
