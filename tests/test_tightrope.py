@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import mannwhitneyu
 
-from conftest import snakemake
+from conftest import debian_packages, snakemake
 from hourglass.analyses.losses import level_tests, run_rows
 from hourglass.findings import (area_lowers_test_error, area_matters_more, area_speeds_training,
                                 complete_not_a_copy)
@@ -93,6 +93,7 @@ def test_a_complete_cae_that_reconstructs_to_zero_error_is_a_copy():
 
 @pytest.mark.slow
 def test_the_tightrope_study_end_to_end(workflow_copy):
+    debian_packages("dataset-fashion-mnist")  # the outliers
     root = workflow_copy("tightrope")
     snakemake(root, "--configfile", "cae_tiny.yaml")
     study = root / "results" / "cae_tiny"
@@ -109,10 +110,48 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     assert len(curves) == 12 * 3  # epochs 0, 1, 2 of every run
     tests = pd.read_csv(study / "losses" / "tests.csv")
     assert len(tests) == 2 * 3 + 2 * 1  # (min test loss, first epoch) x pairs of areas, of compressions
+    outliers = pd.read_csv(study / "outliers" / "outliers.csv")
+    assert len(outliers) == 12 and (outliers["inliers"] == 360).all()
+    assert (outliers["outliers"] == 300).all() and outliers["auroc"].between(0, 1).all()
+    # one seed's AUROC again from its model and both data files
+    from hourglass.analyses.outliers import detection_row, image_errors
+    from hourglass.checks import load_checkpoint
+    from hourglass.data import load_split
+
+    model, _ = load_checkpoint(study / "M_half" / "seed0" / "checkpoints" / "final.pt")
+    data = {path.name: path for path in (study / "data").iterdir()}
+    inliers = load_split(next(p for n, p in data.items() if n.startswith("digits")), "test")[0]
+    ood = load_split(next(p for n, p in data.items() if n.startswith("fashion")), "test")[0]
+    expected = detection_row(image_errors(model, inliers), image_errors(model, ood))
+    row = outliers[(outliers["variant"] == "M_half") & (outliers["seed"] == 0)].iloc[0]
+    assert row["auroc"] == pytest.approx(expected["auroc"], rel=1e-9)  # as the CSV holds it
+    assert row["area"] == "M" and row["compression"] == 0.5
     findings = pd.read_csv(study / "findings.csv")
-    assert list(findings["check"]) == ["area_lowers_test_error", "area_speeds_training"]
+    assert list(findings["check"]) == ["area_lowers_test_error", "area_speeds_training",
+                                       "small_area_detects_outliers"]
     assert set(findings["held"]) <= {"yes", "no", "undefined"}
-    for figure in ("losses", "loss_curves"):
+    for figure in ("losses", "loss_curves", "outliers"):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
     log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
     assert "cae: " in log and " parameters" in log
+
+
+def test_outlier_scores_are_errors_clipped_at_1_and_their_auroc_by_hand():
+    from hourglass.analyses.outliers import detection_row
+
+    row = detection_row(np.array([0.1, 0.2, 0.3]), np.array([0.25, 0.4, 2.0]))
+    # 8 of the 9 (inlier, outlier) pairs rank the outlier higher
+    assert row["auroc"] == pytest.approx(8 / 9)
+    assert row["outlier_error"] == pytest.approx(2.65 / 3)  # the mean before clipping
+    assert row["clipped"] == pytest.approx(1 / 6)
+
+
+def test_a_smaller_area_detects_outliers_better():
+    from hourglass.findings import small_area_detects_outliers
+
+    table = grid(FALLING).rename(columns={"min_test_loss": "auroc"})
+    table["auroc"] = table["area"].map({"S": 0.9, "M": 0.8, "L": 0.6})
+    text, held = small_area_detects_outliers(table)
+    assert held is True and "area S: AUROC 0.900" in text
+    table["auroc"] = table["area"].map({"S": 0.6, "M": 0.8, "L": 0.9})
+    assert small_area_detects_outliers(table)[1] is False

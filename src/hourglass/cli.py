@@ -52,7 +52,8 @@ def stage_analysis(args):
         raise ValueError(f"analysis {args.name!r} writes the tables {', '.join(analysis.tables)}: "
                          f"give one --out path for each, in that order (got {len(args.out)})")
     inputs = {"activations": args.activations, "data": args.data[0] if args.data else None,
-              "metrics": args.metrics}
+              "metrics": args.metrics, "checkpoints": args.checkpoints,
+              "ood": args.ood[0] if args.ood else None}
     missing = [read for read in analysis.reads if not inputs[read]]
     if missing:
         raise ValueError(f"analysis {args.name!r} reads {', '.join(analysis.reads)}: give "
@@ -246,6 +247,10 @@ def add_stage_commands(sub):
                    help="the variant's data file, for analyses that read it")
     s.add_argument("--metrics", nargs="*", default=[], type=Path,
                    help="every seed's metrics.csv, for analyses that read them")
+    s.add_argument("--checkpoints", nargs="*", default=[], type=Path,
+                   help="every seed's final checkpoint, for analyses that read them")
+    s.add_argument("--ood", nargs="*", default=[], type=Path,
+                   help="the out-of-distribution data file, for analyses that read it")
     s.add_argument("--out", nargs="+", required=True, type=Path,
                    help="one CSV per table of the analysis, in its order")
     s = stage("measure", stage_measure, "one similarity measure between all representations")

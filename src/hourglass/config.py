@@ -300,12 +300,16 @@ def bootstrap_problems(config, schema):
             f"(or a narrower similarity.ci)"]
 
 
+def data_defaults(schema):
+    """The defaults of a data setting's keys."""
+    return {k: v["default"] for k, v in schema["$defs"]["data"]["properties"].items()
+            if "default" in v}
+
+
 def data_settings(config, schema):
     """{key in the config: data setting} of the study and of each variant, as
     written (`config`) with the schema's defaults filled in."""
-    defaults = {k: v["default"] for k, v in schema["$defs"]["data"]["properties"].items()
-                if "default" in v}
-    study = {**defaults, **data_setting(config.get("data", {}))}
+    study = {**data_defaults(schema), **data_setting(config.get("data", {}))}
     return {"data": study, **{f"variants.{name}.data": {**study, **variant.get("data", {})}
                               for name, variant in config["variants"].items()}}
 
@@ -330,7 +334,10 @@ def data_problems(config, schema):
     from hourglass.data import setting_problems
 
     settings = data_settings(config, schema)
-    problems = [p for where, setting in settings.items() for p in setting_problems(setting, where)]
+    ood = config.get("analyses", {}).get("outliers", {}).get("ood")
+    checked = {**settings} if ood is None else {
+        **settings, "analyses.outliers.ood": {**data_defaults(schema), **ood}}
+    problems = [p for where, setting in checked.items() for p in setting_problems(setting, where)]
     probes = {}
     for where, setting in list(settings.items())[1:]:
         probes.setdefault(probe_key(setting), []).append(where.split(".")[1])

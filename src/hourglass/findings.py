@@ -321,7 +321,7 @@ def area_speeds_training(runs, key: str = "area", order: list = AREAS):
         parts.append(f"{key} {level}: median epoch {medians[-1]:g}"
                      + (f" ({never} of {len(epochs)} runs never)" if never else ""))
     if all(np.isinf(medians)):
-        return "; ".join(parts) + ": no level trains under the threshold", None
+        return "; ".join(parts) + ": no level's median run trains under the threshold", None
     ordered = all(a >= b for a, b in zip(medians, medians[1:])) and medians[0] > medians[-1]
     return "; ".join(parts), bool(ordered)
 
@@ -343,6 +343,28 @@ def complete_not_a_copy(runs, key: str = "compression", complete: float = 1.0,
              for variant, v in rows.groupby("variant", sort=False)["min_test_loss"]]
     return (f"minimum test loss of the complete CAEs, against {tolerance:g}: " + "; ".join(parts),
             bool((rows["min_test_loss"] > tolerance).all()))
+
+
+def small_area_detects_outliers(outliers, key: str = "area", order: list = AREAS):
+    """Manakov et al.: a smaller bottleneck area detects outliers better: the
+    mean AUROC (outliers/outliers.csv) does not rise from level to level of
+    `key` along `order` (small to large area) and is higher at the first than
+    at the last. Seeds without a model are left out and counted."""
+    absent = absent_levels(outliers, key, order)
+    if absent:
+        return absent.replace("losses/runs.csv (analyses.losses.grid)",
+                              "outliers/outliers.csv (analyses.outliers.grid)"), None
+    means, parts = [], []
+    for level in order:
+        auroc = runs_at(outliers, key, level)["auroc"]
+        means.append(auroc.mean())
+        undefined = int(auroc.isna().sum())
+        parts.append(f"{key} {level}: AUROC {auroc.mean():.3f} ± {auroc.std():.2g}"
+                     + (f" ({undefined} seeds undefined)" if undefined else ""))
+    if any(np.isnan(means)):
+        return "; ".join(parts), None
+    ordered = all(a >= b for a, b in zip(means, means[1:])) and means[0] > means[-1]
+    return "; ".join(parts), bool(ordered)
 
 
 def undefined_seeds(silhouettes, variant):
@@ -405,6 +427,9 @@ FINDINGS = {
     "complete_not_a_copy": Check(
         "a complete CAE does not copy its input: its test loss stays above zero",
         (("losses", "runs"),), complete_not_a_copy),
+    "small_area_detects_outliers": Check(
+        "a smaller bottleneck area detects outliers better by reconstruction error",
+        (("outliers", "outliers"),), small_area_detects_outliers),
 }
 
 

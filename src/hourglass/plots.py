@@ -865,18 +865,20 @@ def summary_text(values, spread=False):
     return text + (f"\n({never} never)" if never else "")
 
 
-def losses_heatmaps(runs, paths, dpi=150):
-    """Manakov et al.'s grid: per panel of LOSS_PANELS, the mean over seeds of
-    each cell of the first grid setting (rows, e.g. area) x the second
-    (columns, e.g. compression), and in a last row and column the mean ± sd
-    over the runs of each level (the marginals). A run that never trained
-    under the threshold is left out of its mean and counted in the cell;
-    a cell with none is grey."""
-    rows_key, columns_key = runs.columns[2:4]  # losses.run puts the grid after variant, seed
+def grid_heatmaps(runs, panels, paths, dpi=150):
+    """Manakov et al.'s grid of runs (a row per variant and seed, the grid's
+    two settings after those columns): per panel of `panels` ({column:
+    label}), the mean over seeds of each cell of the first grid setting
+    (rows, e.g. area) x the second (columns, e.g. compression), and in a last
+    row and column the mean ± sd over the runs of each level (the
+    marginals). An undefined run (one that never trained under the
+    threshold) is left out of its mean and counted in the cell; a cell with
+    none is grey."""
+    rows_key, columns_key = runs.columns[2:4]
     row_levels, column_levels = grid_levels(runs[rows_key]), grid_levels(runs[columns_key])
-    fig, axes = plt.subplots(1, len(LOSS_PANELS), layout="constrained",
-                             figsize=(len(LOSS_PANELS) * (1.6 + 1.0 * len(column_levels)), 3.6))
-    for ax, (column, label) in zip(axes, LOSS_PANELS.items()):
+    fig, axes = plt.subplots(1, len(panels), layout="constrained", squeeze=False,
+                             figsize=(len(panels) * (1.6 + 1.0 * len(column_levels)), 3.6))
+    for ax, (column, label) in zip(axes[0], panels.items()):
         grid = np.full((len(row_levels) + 1, len(column_levels) + 1), np.nan)
         text = {}
         for i, r in enumerate(row_levels):
@@ -906,6 +908,17 @@ def losses_heatmaps(runs, paths, dpi=150):
         ax.set_ylabel(rows_key)
         ax.set_title(f"{label}\n(mean over seeds)")
     save(fig, paths, dpi)
+
+
+def losses_heatmaps(runs, paths, dpi=150):
+    """The losses analysis's grid: minimum test loss and training speed."""
+    grid_heatmaps(runs, LOSS_PANELS, paths, dpi)
+
+
+def outliers_heatmap(outliers, paths, dpi=150):
+    """The outliers analysis's grid: how well reconstruction errors tell the
+    out-of-distribution images from the test images."""
+    grid_heatmaps(outliers, {"auroc": "outlier detection AUROC"}, paths, dpi)
 
 
 def loss_curves(curves, paths, dpi=150):

@@ -119,6 +119,9 @@ analyses:
     # threshold: 0.01    # active: the variance of a dimension's mean exceeds this
   # across_variants:     # every layer of every variant against those of the others,
     # measures: [linear_cka]  # at the final checkpoint, on the same probe images
+  # outliers:            # reconstruction errors as outlier scores: the AUROC of
+    # ood: {dataset: digits, resize: 32, probe_size: 100}  # these test images against the variant's
+    # grid: [area, compression]  # two model settings: the figure's rows and columns
   # losses:              # a grid of variants' losses: minimum test loss, training speed,
     # threshold: 0.01    # the training loss whose first epoch below it is the speed
     # grid: [area, compression]  # two model settings: the heatmaps' rows and columns

@@ -1,7 +1,8 @@
 # One rule per enabled analysis (hourglass.analyses.registry.ANALYSES). Of
-# an analysis of variants, a job per variant reads every seed's activations
-# at every checkpoint (and the variant's data file where the analysis reads
-# it) and writes the analysis's tables; a local job per table gathers them
+# an analysis of variants, a job per variant reads what the analysis reads:
+# every seed's activations at every checkpoint, the variant's data file,
+# every seed's final checkpoint, the out-of-distribution data file; and
+# writes the analysis's tables; a local job per table gathers them
 # over the variants. Of an analysis of the study, one job reads every
 # variant's final activations or every seed's metrics, as the analysis reads
 # (and no data file), and writes the study's tables.
@@ -12,15 +13,29 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
         name:
             name
         input:
-            activations=expand(
-                f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/{{checkpoint}}.h5",
-                seed=SEEDS,
-                checkpoint=CHECKPOINTS,
-                allow_missing=True,
+            activations=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/activations/{{checkpoint}}.h5",
+                    seed=SEEDS,
+                    checkpoint=CHECKPOINTS,
+                    allow_missing=True,
+                )
+                if "activations" in analysis.reads
+                else []
             ),
             data=lambda w, reads=analysis.reads: (
                 data_file(w.variant) if "data" in reads else []
             ),
+            checkpoints=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/checkpoints/final.pt",
+                    seed=SEEDS,
+                    allow_missing=True,
+                )
+                if "checkpoints" in analysis.reads
+                else []
+            ),
+            ood=ood_file() if "ood" in analysis.reads else [],
         output:
             [
                 f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{table}.csv"
@@ -46,7 +61,8 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
             code=code_hash(name),
         shell:
             "hourglass analysis {params.name} --activations {input.activations}"
-            " --data {input.data} --threads {params.threads} --out {output}"
+            " --data {input.data} --checkpoints {input.checkpoints} --ood {input.ood}"
+            " --threads {params.threads} --out {output}"
             " --settings {params.settings:q} > {log} 2>&1"
 
     rule:

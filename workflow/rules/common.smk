@@ -63,16 +63,24 @@ def to_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-# One data file per distinct data setting of the variants.
+# The outliers analysis's out-of-distribution images: a data setting of their own.
+OOD_SETTING = config["analyses"].get("outliers", {}).get("ood")
+# One data file per distinct data setting of the variants (and the outliers').
 DATA_SETTINGS = {
-    data_key(config["variants"][v]["data"]): config["variants"][v]["data"]
-    for v in VARIANTS
+    data_key(setting): setting
+    for setting in [config["variants"][v]["data"] for v in VARIANTS]
+    + [OOD_SETTING] * (OOD_SETTING is not None)
 }
 
 
 def data_file(variant):
     """The data file `variant` trains and is recorded on."""
     return f"{STUDY_DIR}/data/{data_key(config['variants'][variant]['data'])}.h5"
+
+
+def ood_file():
+    """The data file of the outliers analysis's out-of-distribution images."""
+    return f"{STUDY_DIR}/data/{data_key(OOD_SETTING)}.h5"
 
 
 wildcard_constraints:

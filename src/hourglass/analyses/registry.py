@@ -39,7 +39,8 @@ class Analysis:
     its tables go; reads: what its function reads, in the order it takes them:
     'activations' (every seed's at every checkpoint; of a study, the final
     ones of every variant), 'data' (the variant's data file), 'metrics' (every
-    seed's metrics.csv); tables: the CSV tables its function writes (one file
+    seed's metrics.csv), 'checkpoints' (every seed's final one), 'ood' (the
+    data file of the analysis's out-of-distribution setting); tables: the CSV tables its function writes (one file
     each, per variant); run: 'module:function' taking (what it reads...,
     settings, out, threads) with `out` mapping each table to its path;
     settings: what its jobs depend on, from the validated study config; modules: the package code it runs, hashed into its rules so
@@ -182,6 +183,20 @@ ANALYSES = {
                                   ("curves",), "loss_curves"),
         },
         scope="study",
+    ),
+    "outliers": Analysis(
+        "reconstruction-based outlier detection: each seed's final model's error on the "
+        "variant's test images and on an out-of-distribution set, and the AUROC",
+        folder="outliers",
+        reads=("checkpoints", "data", "ood"),
+        tables=("outliers",),
+        run="hourglass.analyses.outliers:run",
+        settings=lambda config: dict(config["analyses"]["outliers"]),
+        modules=("analyses/outliers.py", "checks.py", "models.py", "data.py", "io.py"),
+        figures={
+            "outliers": Figure("outlier detection (AUROC) over the grid", "3. Outliers",
+                               ("outliers",), "outliers_heatmap"),
+        },
     ),
 }
 
