@@ -363,3 +363,95 @@ def test_test_size_keeps_a_stratified_subset_of_the_test_images(digits_file, tmp
         assert np.array_equal(f["probe/x"][()], f["test/x"][()][f["probe/test_index"][()]])
     with pytest.raises(ValueError, match="data.test_size is 400 but only 360 test images"):
         prepare("digits", "unused", False, 0.1, None, 50, 0, tmp_path / "no.h5", test_size=400)
+
+
+def test_stl10_from_its_binary_layout(tmp_path, monkeypatch):
+    """STL-10's published binaries (stl10_binary/: column-major 96 x 96 x 3
+    images, 1-based labels), read as the labelled dataset and as the
+    unlabeled one, whose last HELD_OUT images are its test split."""
+    import hourglass.data
+
+    folder = tmp_path / "root" / "stl10_binary"
+    folder.mkdir(parents=True)
+    train, test, unlabeled = (images(n, (3, 96, 96), seed) for n, seed in
+                              ((N_TRAIN, 0), (N_TEST, 1), (30, 2)))
+    for name, x in (("train", train), ("test", test), ("unlabeled", unlabeled)):
+        (folder / f"{name}_X.bin").write_bytes(x.transpose(0, 1, 3, 2).tobytes())
+    for name, n in (("train", N_TRAIN), ("test", N_TEST)):
+        (folder / f"{name}_y.bin").write_bytes((labels(n) + 1).tobytes())
+    (folder / "class_names.txt").write_text("\n".join(f"class{i}" for i in range(10)) + "\n")
+    monkeypatch.setattr(torchvision.datasets.STL10, "_check_integrity", lambda self: True)
+    prepare_tiny("stl10", tmp_path / "root", tmp_path / "out.h5")
+    check_file(tmp_path / "out.h5", train, test, (3, 96, 96))
+    monkeypatch.setattr(hourglass.data, "HELD_OUT", 8)
+    prepare("stl10_unlabeled", root=tmp_path / "root", download=False, val_fraction=0.2,
+            train_size=None, probe_size=4, split_seed=0, out=tmp_path / "unlabeled.h5")
+    x_test, y_test = load_split(tmp_path / "unlabeled.h5", "test")
+    assert np.allclose(x_test.numpy(), unlabeled[-8:] / 255.0, atol=1e-7)
+    assert not y_test.any() and len(load_split(tmp_path / "unlabeled.h5", "train")[0]) == 18
+
+
+def write_celeba(root, n=12):
+    """CelebA's published layout (celeba/: img_align_celeba/*.jpg of 178 x 218
+    and the list files, attributes in {-1, 1}) with `n` random faces; returns
+    the images as decoded and the attributes in {0, 1}."""
+    from PIL import Image
+
+    folder = root / "celeba"
+    (folder / "img_align_celeba").mkdir(parents=True)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    attributes = np.random.default_rng(3).integers(0, 2, size=(n, 40))
+    attribute_names = [f"attr{k}" for k in range(40)]
+    decoded = []
+    for name, x in zip(names, images(n, (3, 218, 178), 4)):
+        Image.fromarray(x.transpose(1, 2, 0)).save(folder / "img_align_celeba" / name, quality=95)
+        with Image.open(folder / "img_align_celeba" / name) as saved:
+            decoded.append(torch.from_numpy(np.asarray(saved).transpose(2, 0, 1).copy()))
+    (folder / "list_attr_celeba.txt").write_text(
+        f"{n}\n" + " ".join(attribute_names) + " \n"
+        + "".join(f"{name} " + " ".join(str(2 * a - 1) for a in row) + "\n"
+                  for name, row in zip(names, attributes)))
+    (folder / "list_eval_partition.txt").write_text("".join(f"{name} 0\n" for name in names))
+    (folder / "identity_CelebA.txt").write_text("".join(f"{name} 1\n" for name in names))
+    (folder / "list_bbox_celeba.txt").write_text(
+        f"{n}\nimage_id x_1 y_1 width height\n"
+        + "".join(f"{name} 0 0 178 218\n" for name in names))
+    (folder / "list_landmarks_align_celeba.txt").write_text(
+        f"{n}\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y "
+        "rightmouth_x rightmouth_y\n" + "".join(f"{name} " + " 1" * 10 + "\n" for name in names))
+    return decoded, attributes, attribute_names
+
+
+def test_celeba_from_its_published_layout_cropped_as_manakov(tmp_path, monkeypatch):
+    import hourglass.data
+    from torchvision.transforms.v2 import functional as TF
+
+    decoded, attributes, names = write_celeba(tmp_path / "root")
+    monkeypatch.setattr(torchvision.datasets.CelebA, "_check_integrity", lambda self: True)
+    monkeypatch.setattr(hourglass.data, "HELD_OUT", 4)
+    out = tmp_path / "out.h5"
+    prepare("celeba", root=tmp_path / "root", download=False, val_fraction=0.25, train_size=None,
+            probe_size=2, split_seed=0, out=out)
+    x_test, _ = load_split(out, "test")
+    # the last 4 files, padded 7 px left and right (reflected), 13 cropped
+    # off the top and bottom, halved
+    for x, face in zip(x_test, decoded[-4:]):
+        padded = np.pad(face.numpy(), ((0, 0), (0, 0), (7, 7)), mode="reflect")
+        square = torch.from_numpy(padded[:, 13:-13])
+        assert square.shape == (3, 192, 192)
+        expected = TF.resize(square, [96, 96], interpolation=TF.InterpolationMode.BICUBIC,
+                             antialias=True)
+        assert np.array_equal((x * 255).round().byte().numpy(), expected.numpy())
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["factor_names"]) == names
+        assert np.array_equal(f["test/factors"][()], attributes[-4:])
+        assert len(f["train/x"]) + len(f["val/x"]) == 8
+
+
+@pytest.mark.parametrize("name,hint", [("celeba", "img_align_celeba.zip"),
+                                       ("stl10", "stl10_binary.tar.gz"),
+                                       ("stl10_unlabeled", "stl10_binary")])
+def test_a_missing_face_or_stl10_dataset_says_how_to_get_it(tmp_path, name, hint):
+    with pytest.raises(DatasetMissing, match=f"dataset '{name}' was not found in .*{hint}"):
+        prepare_tiny(name, tmp_path / "empty", tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()

@@ -277,6 +277,107 @@ def _shapes(root, download, split_seed):
     return _sprite_source(images, factors.astype(np.int64), split_seed)
 
 
+# Manakov et al.'s test images: the last 2,000 of CelebA's files and of
+# STL-10's unlabeled split; the rest is the training pool ("the first 10,000"
+# of their study is data.first.train).
+HELD_OUT = 2000
+
+
+def _torchvision_dataset(name, cls_name, how_to_get, **options):
+    """torchvision's dataset `cls_name` from data.root (downloaded there with
+    data.download), or DatasetMissing naming what is missing and how to get it."""
+    def load(root, download):
+        import torchvision.datasets
+
+        try:
+            return getattr(torchvision.datasets, cls_name)(root, download=download, **options)
+        except RuntimeError as error:
+            raise DatasetMissing(f"dataset {name!r} was not found in {Path(root).resolve()}, or "
+                                 f"is damaged there ({error}). To get it: {how_to_get}") from error
+    return load
+
+
+def _held_out(name, x, factors=None, factor_names=(), files=None):
+    """A one-class Source of images `x` whose last HELD_OUT are the test split."""
+    if len(x) <= HELD_OUT:
+        raise DatasetDamaged(f"dataset {name!r} holds {len(x)} images, not more than the "
+                             f"{HELD_OUT} its test split takes: its files are incomplete. Delete "
+                             "them and get them again.")
+    labels = np.zeros(len(x), np.int64)
+    return Source(x[:-HELD_OUT], labels[:-HELD_OUT], x[-HELD_OUT:], labels[-HELD_OUT:],
+                  scale=1 / 255, classes=[name], files=files or {}, factor_names=factor_names,
+                  train_factors=None if factors is None else factors[:-HELD_OUT],
+                  test_factors=None if factors is None else factors[-HELD_OUT:])
+
+
+CELEBA_HOW = ("set data.download: true when online (torchvision fetches it from Google Drive, "
+              "which often refuses: then download img_align_celeba.zip and the list_*.txt and "
+              "identity_CelebA.txt files from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html "
+              "into <data.root>/celeba/ and unzip the images there)")
+
+
+def celeba_face(image):
+    """Manakov et al.'s 96 x 96 face of an aligned 178 x 218 CelebA image (a
+    uint8 tensor, C x H x W): padded by 7 pixels left and right (reflected),
+    13 cropped off the top and bottom (192 x 192), halved (bicubic)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    square = TF.crop(TF.pad(image, [7, 0], padding_mode="reflect"), 13, 0, 192, 192)
+    return TF.resize(square, [96, 96], interpolation=TF.InterpolationMode.BICUBIC,
+                     antialias=True)
+
+
+def _celeba(root, download, split_seed):
+    """CelebA's aligned faces (Liu et al. 2015) through torchvision, in file
+    order, as Manakov et al. crop them (celeba_face); one class, the 40
+    binary attributes as factors; the last HELD_OUT files are the test split."""
+    import torch
+    from PIL import Image  # torchvision's own decoders are deprecated
+
+    ds = _torchvision_dataset("celeba", "CelebA", CELEBA_HOW, split="all",
+                              target_type="attr")(root, download)
+    folder = Path(ds.root) / ds.base_folder / "img_align_celeba"
+
+    def face(name):
+        with Image.open(folder / name) as image:
+            pixels = np.asarray(image.convert("RGB")).transpose(2, 0, 1)
+        return celeba_face(torch.from_numpy(np.ascontiguousarray(pixels))).numpy()
+
+    x = np.stack([face(name) for name in ds.filename])
+    names = tuple(name for name in ds.attr_names if name)  # a trailing space gives an empty one
+    files = (str(folder), str(Path(ds.root) / ds.base_folder / "list_attr_celeba.txt"))
+    return _held_out("celeba", x, ds.attr.numpy().astype(np.int64), names,
+                     {"train": files, "test": files})
+
+
+STL10_HOW = ("set data.download: true when online, or unpack stl10_binary.tar.gz "
+             "(https://cs.stanford.edu/~acoates/stl10/) into <data.root>/ (giving stl10_binary/)")
+
+
+def _stl10_unlabeled(root, download, split_seed):
+    """STL-10's 100,000 unlabeled 96 x 96 images (Coates et al. 2011) through
+    torchvision: one class, the last HELD_OUT the test split, as Manakov et al."""
+    ds = _torchvision_dataset("stl10_unlabeled", "STL10", STL10_HOW, split="unlabeled")(
+        root, download)
+    binary = str(Path(ds.root) / ds.base_folder / "unlabeled_X.bin")
+    return _held_out("stl10_unlabeled", np.asarray(ds.data, np.uint8),
+                     files={split: (binary, binary) for split in ("train", "test")})
+
+
+def _stl10(root, download, split_seed):
+    """STL-10's labelled images through torchvision: its 5,000 training and
+    8,000 test images of 10 classes (linear probes read these)."""
+    load = {split: _torchvision_dataset("stl10", "STL10", STL10_HOW, split=split)
+            for split in ("train", "test")}
+    train, test = (load[split](root, download) for split in ("train", "test"))
+    folder = Path(train.root) / train.base_folder
+    return Source(np.asarray(train.data, np.uint8), np.asarray(train.labels, np.int64),
+                  np.asarray(test.data, np.uint8), np.asarray(test.labels, np.int64),
+                  scale=1 / 255, classes=list(train.classes),
+                  files={split: (str(folder / f"{split}_X.bin"), str(folder / f"{split}_y.bin"))
+                         for split in ("train", "test")})
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A dataset a config can name: its loader, and what the config is checked
@@ -296,6 +397,8 @@ CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                  "ship", "truck")
 FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot")
+STL10_NAMES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
+               "truck")
 
 DATASETS = {
     # 20% of each class's images, rounded either way by the stratified split
@@ -315,6 +418,11 @@ DATASETS = {
     # 737,280 images of 4 KiB held with their splits' copies: 6.2 GB measured (shapes)
     "dsprites": Dataset(_dsprites, SPRITE_SHAPES, (24576,) * 3, (1, 64, 64), prepare_mb=8000),
     "shapes": Dataset(_shapes, SPRITE_SHAPES, (24576,) * 3, (1, 64, 64), prepare_mb=8000),
+    # 202,599 faces of 27 KiB at 96 x 96, with their splits' copies
+    "celeba": Dataset(_celeba, ("celeba",), (HELD_OUT,), (3, 96, 96), prepare_mb=16000),
+    "stl10_unlabeled": Dataset(_stl10_unlabeled, ("stl10_unlabeled",), (HELD_OUT,),
+                               (3, 96, 96), prepare_mb=8000),
+    "stl10": Dataset(_stl10, STL10_NAMES, (800,) * 10, (3, 96, 96)),
 }
 
 # With `classes` kept, every test image of theirs is a probe; of all classes, this many.

@@ -27,7 +27,8 @@ TEMPLATE = Template("""\
 study: $study            # folder name under results/: letters, digits, _ . -
 
 data:
-  dataset: digits        # digits (offline), fashion_mnist, mnist or cifar10
+  dataset: digits        # digits (offline), fashion_mnist, mnist, cifar10, dsprites, shapes,
+                         # celeba, stl10_unlabeled or stl10
   classes: null          # keep only these labels, e.g. [1, 7] (null = all)
   first: null            # keep only the dataset's first images, in its order (null = all), e.g.
     # train: 8000        # the first 8000 training images
