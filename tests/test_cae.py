@@ -83,3 +83,28 @@ def test_a_residual_block_adds_its_input():
 def test_a_bottleneck_the_images_do_not_allow_is_refused(settings, shape, message):
     with pytest.raises(ValueError, match=message):
         build_model(cae(**settings), shape)
+
+
+def test_a_bottleneck_the_images_do_not_allow_is_named_at_start_up(tmp_path):
+    from conftest import REPO
+    from hourglass.config import ConfigError, check_files
+
+    study = tmp_path / "cae.yaml"
+    study.write_text("""study: cae_bad
+data: {dataset: digits, probe_size: 100}
+seeds: [0, 1]
+model: {architecture: cae, levels: 2, area: S, compression: 0.25}
+variants:
+  framed: {data: {pad: 4}}
+  lossy: {data: {pad: 4}, model: {compression: 0.01}}
+  deep: {model: {area: L}}
+""")
+    with pytest.raises(ConfigError) as error:
+        check_files([study], REPO / "workflow" / "schemas" / "config.schema.yaml")
+    problems = str(error.value).splitlines()[1:-1]
+    assert problems == [
+        "  - variants.lossy.model: cae compression 0.01 of 256 input values over a 4x4 "
+        "bottleneck is 0.16 channels, not a whole number of at least 1; choose a compression "
+        "that is a multiple of 0.0625",
+        "  - variants.deep.model: cae area L removes the stride of 2 of its 2 levels: give "
+        "model.levels more than 2"]

@@ -99,6 +99,10 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "'digits' has at most 50 test images"),
     ("variants: {latent8: {data: {resize: 16}}}", "but the variants record different ones "
      "(latent4; latent8: their data settings differ in"),
+    ("analyses: {outliers: {ood: {dataset: digits}}}", "analyses.outliers.ood.probe_size: null "
+     "asks for 1000 probe images"),
+    ("analyses: {losses: {}}", "analyses.losses.grid: variant 'latent4' has no setting area, "
+     "compression (its model is fc); name settings of its model or data"),
 ])
 def test_a_data_setting_the_dataset_cannot_meet_is_named(override, message):
     assert message in problems(override)

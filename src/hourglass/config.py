@@ -273,7 +273,7 @@ def check_config(config, schema_path):
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
                 + loss_problems(config, schema) + role_problems(config, schema)
-                + shape_problems(config, schema)
+                + shape_problems(config, schema) + grid_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
@@ -409,6 +409,30 @@ def loss_problems(config, schema):
             f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
             "variant training: {loss: mse}"
             for name, architecture in bce.items() if not MODELS[architecture].unit_output]
+
+
+def grid_problems(config, schema):
+    """A grid (analyses.losses.grid, analyses.outliers.grid) naming settings
+    some variant has not: the losses' may name model or data settings, the
+    outliers' (read from the checkpoints) model settings only."""
+    analyses = config.get("analyses", {})
+    problems = []
+    for analysis, data_too in (("losses", True), ("outliers", False)):
+        if analysis not in analyses:
+            continue
+        properties = schema["properties"]["analyses"]["properties"][analysis]["properties"]
+        grid = analyses[analysis].get("grid", properties["grid"]["default"])
+        for name, variant in resolve_variants(config, schema).items():
+            architecture = architecture_of(variant["model"], schema)
+            known = set(model_keys(schema, architecture))
+            known |= set(schema["$defs"]["data"]["properties"]) if data_too else set()
+            lacking = [key for key in grid if key not in known]
+            if lacking:
+                problems.append(
+                    f"analyses.{analysis}.grid: variant {name!r} has no setting "
+                    f"{', '.join(lacking)} (its model is {architecture}); name settings of its "
+                    f"model{' or data' if data_too else ''}, e.g. [area, compression] for a cae")
+    return problems
 
 
 def shape_problems(config, schema):

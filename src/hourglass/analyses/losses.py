@@ -3,8 +3,8 @@ bottleneck area x compression): per run the minimum test error and its
 epoch and the first epoch whose training loss falls below a threshold, the
 curves, and rank-sum tests between the levels of each setting of the grid.
 
-The grid is two model settings (`grid`, e.g. area and compression) whose
-values each variant's model gives (`models`). A run that never trains below
+The grid is two settings of the variants' models or data (`grid`, e.g. area
+and compression, or area and train_size), whose values `variants` gives. A run that never trains below
 the threshold has no such epoch: NaN, and `undefined` says so.
 """
 
@@ -70,13 +70,13 @@ def run(metrics, settings, out, threads=1):
     for path in metrics:
         table = read_table(path).astype({"epoch": int})  # no checkpoint labels here
         variant, seed = table["variant"].iloc[0], int(table["seed"].iloc[0])
-        model = settings["models"][variant]
-        missing = [key for key in grid if key not in model]
+        own = settings["variants"][variant]
+        missing = [key for key in grid if key not in own]
         if missing:
             raise ValueError(f"analyses.losses.grid names {', '.join(missing)}, which variant "
-                             f"{variant!r}'s model ({model['architecture']}) has not; name "
-                             f"settings of its model, e.g. [area, compression] for a cae")
-        key = dict(variant=variant, seed=seed, **{k: model[k] for k in grid})
+                             f"{variant!r} has not among its model ({own['architecture']}) and "
+                             "data settings; name two of them, e.g. [area, compression] for a cae")
+        key = dict(variant=variant, seed=seed, **{k: own[k] for k in grid})
         runs.append(dict(**key, **run_rows(table, threshold)))
         curves += [dict(**key, epoch=int(row.epoch), train_loss=row.train_loss,
                         test_loss=row.test_loss) for row in table.itertuples()]

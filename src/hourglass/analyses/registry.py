@@ -173,7 +173,8 @@ ANALYSES = {
         run="hourglass.analyses.losses:run",
         settings=lambda config: {
             **config["analyses"]["losses"],
-            "models": {v: s["model"] for v, s in config["variants"].items()},
+            # a data and a model setting never share a name
+            "variants": {v: {**s["data"], **s["model"]} for v, s in config["variants"].items()},
         },
         modules=("analyses/losses.py", "io.py"),
         figures={

@@ -1,0 +1,71 @@
+"""Seconds per training epoch of Manakov et al.'s cae at 96 x 96, as the
+tightrope studies train it (10,000 images, batch 32, Adam, MSE), in fp32 and
+mixed precision, on the CPU or a GPU.
+
+Run: .venv/bin/python benchmarks/cae_epoch.py [--device cuda] [--steps 5]
+
+Times `--steps` optimiser steps after one warm-up step, per area and
+compression, and prints the seconds an epoch of 313 steps takes at that
+rate, side by side for each precision, with the parameter count.
+"""
+
+import argparse
+import time
+
+import torch
+from torch.nn import functional as F
+
+from hourglass.models import build_model
+from hourglass.train import PRECISIONS, autocast
+
+EPOCH_STEPS = 313  # 10,000 images in batches of 32
+
+
+def seconds_per_step(model, device, precision, steps, batch=32):
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    x = torch.rand(batch, 3, 96, 96, device=device)
+
+    def step():
+        with autocast(device, precision):
+            loss = F.mse_loss(model(x).float(), x)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    step()  # warm-up: allocations, kernels chosen
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--compressions", nargs="+", type=float, default=[1 / 64, 1])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f"{'area':4} {'compression':>11} {'parameters':>11} "
+          + " ".join(f"{p + ' s/epoch':>14}" for p in args.precisions), flush=True)
+    for area in "SML":
+        for compression in args.compressions:
+            torch.manual_seed(0)
+            settings = dict(architecture="cae", levels=5, area=area, compression=compression,
+                            final_norm=True)
+            model = build_model(settings, (3, 96, 96)).to(device)
+            times = [seconds_per_step(model, device, p, args.steps) * EPOCH_STEPS
+                     for p in args.precisions]
+            print(f"{area:4} {compression:11.4g} {sum(p.numel() for p in model.parameters()):11,} "
+                  + " ".join(f"{t:14.1f}" for t in times), flush=True)
+
+
+if __name__ == "__main__":
+    main()
