@@ -128,9 +128,13 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     assert row["area"] == "M" and row["compression"] == 0.5
     findings = pd.read_csv(study / "findings.csv")
     assert list(findings["check"]) == ["area_lowers_test_error", "area_speeds_training",
-                                       "small_area_detects_outliers"]
+                                       "small_area_detects_outliers", "codes_beat_pixels"]
+    probes = pd.read_csv(study / "probes" / "probes.csv")
+    # per variant: (2 seeds' codes + the pixels) x seen, unseen, one probe seed, the classes
+    assert len(probes) == 6 * 3 * 2 and probes["value"].between(0, 1).all()
+    assert (probes["metric"] == "macro_f1").all() and probes["undefined"].isna().all()
     assert set(findings["held"]) <= {"yes", "no", "undefined"}
-    for figure in ("losses", "loss_curves", "outliers"):
+    for figure in ("losses", "loss_curves", "outliers", "probes"):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
     log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
     assert "cae: " in log and " parameters" in log
@@ -155,3 +159,30 @@ def test_a_smaller_area_detects_outliers_better():
     assert held is True and "area S: AUROC 0.900" in text
     table["auroc"] = table["area"].map({"S": 0.6, "M": 0.8, "L": 0.9})
     assert small_area_detects_outliers(table)[1] is False
+
+
+def test_a_probe_reads_linearly_separable_labels_and_not_noise():
+    from hourglass.analyses.probes import probe_scores
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    separable = rng.normal(size=(300, 5)) + 6 * np.eye(5)[y]  # class k shifted along axis k
+    scores = probe_scores(separable, {"classes": y}, 0, "macro_f1")
+    assert scores["classes"][0] == pytest.approx(1.0)
+    noise = probe_scores(rng.normal(size=(300, 5)), {"classes": y}, 0, "macro_f1")
+    assert noise["classes"][0] < 0.6
+    binary = {"a": (y == 1).astype(int), "constant": np.zeros(300, int)}
+    scores = probe_scores(separable, binary, 1, "auroc")
+    assert scores["a"][0] == pytest.approx(1.0)
+    assert np.isnan(scores["constant"][0]) and "one value only" in scores["constant"][1]
+
+
+def test_codes_beat_pixels_per_variant():
+    from hourglass.findings import codes_beat_pixels
+
+    rows = [dict(variant=v, features=f, images="unseen", metric="macro_f1", value=value)
+            for v, code in (("S", 0.7), ("L", 0.5)) for f, value in (("code", code),
+                                                                   ("pixels", 0.6))]
+    text, held = codes_beat_pixels(pd.DataFrame(rows))
+    assert held is False and text == ("macro_f1 on unseen images: S 0.700 vs pixels 0.600; "
+                                      "L 0.500 vs pixels 0.600")

@@ -412,12 +412,12 @@ def loss_problems(config, schema):
 
 
 def grid_problems(config, schema):
-    """A grid (analyses.losses.grid, analyses.outliers.grid) naming settings
-    some variant has not: the losses' may name model or data settings, the
-    outliers' (read from the checkpoints) model settings only."""
+    """A grid (analyses.losses.grid, .probes.grid, .outliers.grid) naming
+    settings some variant has not: the losses' may name model or data
+    settings, the others' (read from the checkpoints) model settings only."""
     analyses = config.get("analyses", {})
     problems = []
-    for analysis, data_too in (("losses", True), ("outliers", False)):
+    for analysis, data_too in (("losses", True), ("probes", False), ("outliers", False)):
         if analysis not in analyses:
             continue
         properties = schema["properties"]["analyses"]["properties"][analysis]["properties"]

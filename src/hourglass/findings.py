@@ -367,6 +367,25 @@ def small_area_detects_outliers(outliers, key: str = "area", order: list = AREAS
     return "; ".join(parts), bool(ordered)
 
 
+def codes_beat_pixels(probes, images: str = "unseen"):
+    """Manakov et al.: linear probes read more of the labels off the codes
+    than off the raw pixels: per variant, the mean score of its seeds' codes
+    on the `images` (seen or unseen) exceeds the pixels' (probes/probes.csv;
+    macro-F1 or AUROC, over probe seeds and targets)."""
+    rows = probes[probes["images"] == images]
+    if rows.empty:
+        return f"no probes of {images} images in probes/probes.csv", None
+    parts, verdicts = [], []
+    for variant, own in rows.groupby("variant", sort=False):
+        code = own.loc[own["features"] == "code", "value"]
+        pixels = own.loc[own["features"] == "pixels", "value"].mean()
+        parts.append(f"{variant} {code.mean():.3f} vs pixels {pixels:.3f}")
+        verdicts.append(None if code.isna().any() or np.isnan(pixels)
+                        else bool(code.mean() > pixels))
+    metric = rows["metric"].iloc[0]
+    return f"{metric} on {images} images: " + "; ".join(parts), all_held(verdicts)
+
+
 def undefined_seeds(silhouettes, variant):
     """' (k of n seeds undefined)' where some seeds' final silhouettes are NaN
     (left out of the means: a dead code separates nothing, but scores no 0)."""
@@ -427,6 +446,9 @@ FINDINGS = {
     "complete_not_a_copy": Check(
         "a complete CAE does not copy its input: its test loss stays above zero",
         (("losses", "runs"),), complete_not_a_copy),
+    "codes_beat_pixels": Check(
+        "linear probes read the labels better off the codes than off the raw pixels",
+        (("probes", "probes"),), codes_beat_pixels),
     "small_area_detects_outliers": Check(
         "a smaller bottleneck area detects outliers better by reconstruction error",
         (("outliers", "outliers"),), small_area_detects_outliers),

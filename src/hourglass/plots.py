@@ -865,7 +865,7 @@ def summary_text(values, spread=False):
     return text + (f"\n({never} never)" if never else "")
 
 
-def grid_heatmaps(runs, panels, paths, dpi=150):
+def grid_heatmaps(runs, panels, paths, dpi=150, baselines=None):
     """Manakov et al.'s grid of runs (a row per variant and seed, the grid's
     two settings after those columns): per panel of `panels` ({column:
     label}), the mean over seeds of each cell of the first grid setting
@@ -873,7 +873,8 @@ def grid_heatmaps(runs, panels, paths, dpi=150):
     row and column the mean ± sd over the runs of each level (the
     marginals). An undefined run (one that never trained under the
     threshold) is left out of its mean and counted in the cell; a cell with
-    none is grey."""
+    none is grey. `baselines` ({column: value}): cells above it are framed
+    in red, and the title gives it."""
     rows_key, columns_key = runs.columns[2:4]
     row_levels, column_levels = grid_levels(runs[rows_key]), grid_levels(runs[columns_key])
     fig, axes = plt.subplots(1, len(panels), layout="constrained", squeeze=False,
@@ -906,6 +907,14 @@ def grid_heatmaps(runs, panels, paths, dpi=150):
         ax.set_yticks(range(len(row_levels) + 1), [*row_levels, "mean ± sd"])
         ax.set_xlabel(columns_key)
         ax.set_ylabel(rows_key)
+        baseline = (baselines or {}).get(column)
+        if baseline is not None:
+            for i in range(n_rows):
+                for j in range(n_columns):
+                    if grid[i, j] > baseline:
+                        ax.add_patch(plt.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False,
+                                                   ec="red", lw=2))
+            label += f"\n(red: above the baseline's {baseline:.3f})"
         ax.set_title(f"{label}\n(mean over seeds)")
     save(fig, paths, dpi)
 
@@ -913,6 +922,21 @@ def grid_heatmaps(runs, panels, paths, dpi=150):
 def losses_heatmaps(runs, paths, dpi=150):
     """The losses analysis's grid: minimum test loss and training speed."""
     grid_heatmaps(runs, LOSS_PANELS, paths, dpi)
+
+
+def probes_heatmap(probes, paths, dpi=150):
+    """The probes analysis's grid: the codes' mean score (over model seeds,
+    probe seeds and targets) on the images the model trained on and on
+    unseen ones, cells above the raw pixels' score framed."""
+    metric = probes["metric"].iloc[0]
+    grid = list(probes.columns[2:4])
+    codes = probes[probes["features"] == "code"]
+    runs = codes.pivot_table(index=["variant", "seed", *grid], columns="images",
+                             values="value", aggfunc="mean", dropna=False).reset_index()
+    pixels = probes[probes["features"] == "pixels"].groupby("images")["value"].mean()
+    label = {"macro_f1": "macro-F1", "auroc": "mean AUROC"}[metric]
+    grid_heatmaps(runs, {which: f"{label}, {which} images" for which in ("seen", "unseen")},
+                  paths, dpi, baselines=pixels.to_dict())
 
 
 def outliers_heatmap(outliers, paths, dpi=150):

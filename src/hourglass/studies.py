@@ -120,6 +120,11 @@ analyses:
     # threshold: 0.01    # active: the variance of a dimension's mean exceeds this
   # across_variants:     # every layer of every variant against those of the others,
     # measures: [linear_cka]  # at the final checkpoint, on the same probe images
+  # probes:              # logistic regression on each seed's code and on the pixels:
+    # target: classes    # macro-F1 of the classes, or factors: AUROC of each factor
+    # images: 2000       # the first this many training (seen) and test (unseen) images
+    # seeds: [0, 1, 2]   # the probes' seeds (split and initialisation)
+    # grid: [area, compression]  # two model settings: the figure's rows and columns
   # outliers:            # reconstruction errors as outlier scores: the AUROC of
     # ood: {dataset: digits, resize: 32, probe_size: 100}  # these test images against the variant's
     # grid: [area, compression]  # two model settings: the figure's rows and columns

@@ -185,6 +185,20 @@ ANALYSES = {
         },
         scope="study",
     ),
+    "probes": Analysis(
+        "linear probes of each seed's bottleneck code and of the raw pixels, on images the "
+        "model trained on and on unseen ones: macro-F1 of the classes or AUROC per factor",
+        folder="probes",
+        reads=("checkpoints", "data"),
+        tables=("probes",),
+        run="hourglass.analyses.probes:run",
+        settings=lambda config: dict(config["analyses"]["probes"]),
+        modules=("analyses/probes.py", "checks.py", "models.py", "data.py", "io.py"),
+        figures={
+            "probes": Figure("linear probes of the codes over the grid", "3. Linear probes",
+                             ("probes",), "probes_heatmap"),
+        },
+    ),
     "outliers": Analysis(
         "reconstruction-based outlier detection: each seed's final model's error on the "
         "variant's test images and on an out-of-distribution set, and the AUROC",
