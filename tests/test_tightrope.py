@@ -186,3 +186,8 @@ def test_codes_beat_pixels_per_variant():
     text, held = codes_beat_pixels(pd.DataFrame(rows))
     assert held is False and text == ("macro_f1 on unseen images: S 0.700 vs pixels 0.600; "
                                       "L 0.500 vs pixels 0.600")
+
+
+def test_a_run_that_diverged_has_no_minimum():
+    row = run_rows(metrics([0.5, 0.2, float("nan")], [0.4, 0.3, float("inf")]), threshold=0.01)
+    assert np.isnan(row["min_test_loss"]) and row["undefined"] == "diverged at epoch 2"

@@ -23,9 +23,12 @@ def run_rows(metrics, threshold):
     trained epochs' minimum test loss and its epoch, the first epoch whose
     training loss is below `threshold`, and why that is undefined."""
     trained = metrics[metrics["epoch"] >= 1]
-    if trained.empty:
-        return dict(min_test_loss=np.nan, min_test_epoch=np.nan, first_below=np.nan, epochs=0,
-                    undefined="no trained epoch")
+    losses = trained[["train_loss", "test_loss"]].to_numpy(dtype=float)
+    if trained.empty or not np.isfinite(losses).all():
+        why = ("no trained epoch" if trained.empty else "diverged at epoch "
+               f"{int(trained['epoch'][~np.isfinite(losses).all(axis=1)].iloc[0])}")
+        return dict(min_test_loss=np.nan, min_test_epoch=np.nan, first_below=np.nan,
+                    epochs=len(trained), undefined=why)
     best = trained["test_loss"].idxmin()
     below = trained[trained["train_loss"] < threshold]
     return dict(min_test_loss=trained.loc[best, "test_loss"],

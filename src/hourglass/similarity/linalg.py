@@ -58,9 +58,10 @@ def cross_products(A, B, upper=False):
     for columns in groups.values():
         stacked = torch.stack([B[j] for j in columns])
         for i, a in enumerate(A):
-            kept = [t for t, j in enumerate(columns) if j >= i] if upper else range(len(columns))
-            if kept:
-                yield i, [columns[t] for t in kept], a.T @ stacked[list(kept)]
+            # columns ascend, so the pairs kept are a suffix: a view, not a copy
+            first = next((t for t, j in enumerate(columns) if j >= i), len(columns)) if upper else 0
+            if first < len(columns):
+                yield i, columns[first:], a.T @ stacked[first:]
 
 
 def cross_nuclear_norms(A, B) -> torch.Tensor:
