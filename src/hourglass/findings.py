@@ -308,8 +308,8 @@ def area_speeds_training(runs, key: str = "area", order: list = AREAS):
     whose training loss is under the threshold (analyses.losses.threshold)
     does not rise from level to level of `key` along `order` and is lower at
     the last than at the first. A run that never got under it counts as
-    later than every epoch; where no run of a level did, there is no
-    verdict."""
+    later than every epoch (a level whose median run never did has an
+    infinite median); where that is so of every level, there is no verdict."""
     absent = absent_levels(runs, key, order)
     if absent:
         return absent, None

@@ -1,5 +1,5 @@
 """Reconstruction-based outlier detection (Manakov et al.): each seed's final
-model reconstructs the variant's test images (inliers) and the test images
+checkpoint (the weights of the lowest validation loss) reconstructs the variant's test images (inliers) and the test images
 of an out-of-distribution data setting (outliers); each image's mean squared
 error, clipped at 1 as theirs, is its outlier score, and the area under the
 ROC curve (scikit-learn) says how well the scores tell the outliers from the
