@@ -141,7 +141,7 @@ def test_a_resample_with_a_constant_rdm_has_no_rc():
 
 def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, tmp_path):
     settings = {"bootstrap": 20, "ci": 0.95, "seed": 0}
-    run(undefined_layers, None, settings,
+    run(undefined_layers, settings,
         {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv"})
     rc = read_table(tmp_path / "rc.csv").set_index("layer")
     assert rc.loc[["encoder1", "bottleneck1"], RC].isna().all().all(), "undefined, not 0"
@@ -183,7 +183,7 @@ def test_the_region_of_each_layer_is_its_recorded_role(tmp_path):
                         variant="v", shapes={n: [3] for n in names}, model={},
                         checkpoint="final", diverged="")
         files.append(path)
-    run(files, None, {"bootstrap": 20, "ci": 0.5, "seed": 0},
+    run(files, {"bootstrap": 20, "ci": 0.5, "seed": 0},
         {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv"})
     rc = read_table(tmp_path / "rc.csv")
     assert dict(zip(rc["layer"], rc["region"])) == dict(zip(names, roles))
