@@ -76,6 +76,8 @@ def test_a_residual_block_adds_its_input():
 @pytest.mark.parametrize("settings, shape, message", [
     (dict(area="L", levels=2), (1, 32, 32), "area L removes the stride of 2 of its 2 levels"),
     (dict(levels=3, area="S"), (1, 28, 28), "must be divisible by 8, got 28x28; pad or resize"),
+    (dict(levels=3, area="S"), (1, 8, 8), "leaving 1x1: instance normalisation needs at "
+     "least 2x2"),
     (dict(area="L", compression=1 / 16), (1, 32, 32),
      "is 0.25 channels, not a whole number of at least 1; choose a compression that is a "
      "multiple of 0.25"),

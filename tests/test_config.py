@@ -101,8 +101,14 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "(latent4; latent8: their data settings differ in"),
     ("analyses: {outliers: {ood: {dataset: digits}}}", "analyses.outliers.ood.probe_size: null "
      "asks for 1000 probe images"),
+    ("analyses: {outliers: {ood: {dataset: digits, probe_size: 60, resize: 16}}}",
+     "analyses.outliers.ood: its images are 1x16x16 (C x H x W) but variants.latent4.data's are "
+     "1x8x8, which the model cannot reconstruct"),
     ("analyses: {losses: {}}", "analyses.losses.grid: variant 'latent4' has no setting area, "
      "compression (its model is fc); name settings of its model or data"),
+    # pad has no default: a variant that does not set it has no level of it
+    ("variants: {latent8: {data: {pad: 2}}}\nanalyses: {losses: {grid: [pad, latent]}}",
+     "analyses.losses.grid: variant 'latent4' has no setting pad (its model is fc)"),
 ])
 def test_a_data_setting_the_dataset_cannot_meet_is_named(override, message):
     assert message in problems(override)

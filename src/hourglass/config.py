@@ -338,6 +338,7 @@ def data_problems(config, schema):
     checked = {**settings} if ood is None else {
         **settings, "analyses.outliers.ood": {**data_defaults(schema), **ood}}
     problems = [p for where, setting in checked.items() for p in setting_problems(setting, where)]
+    problems += ood_shape_problems(checked)
     probes = {}
     for where, setting in list(settings.items())[1:]:
         probes.setdefault(probe_key(setting), []).append(where.split(".")[1])
@@ -350,6 +351,23 @@ def data_problems(config, schema):
             f"settings differ in {', '.join(PROBE_KEYS)}); give them the same, or leave out "
             "similarity.measures")
     return problems
+
+
+def ood_shape_problems(settings):
+    """Variants whose images differ in shape from the outlier analysis's
+    out-of-distribution images (`settings` as data_problems checks them), which
+    their models cannot reconstruct."""
+    from hourglass.data import DATASETS, image_shape
+
+    ood = settings.get("analyses.outliers.ood")
+    if ood is None or any(s["dataset"] not in DATASETS for s in settings.values()):
+        return []  # an unknown dataset is named by setting_problems
+    shape = image_shape(ood)
+    return [f"analyses.outliers.ood: its images are {'x'.join(map(str, shape))} (C x H x W) but "
+            f"{where}'s are {'x'.join(map(str, image_shape(setting)))}, which the model cannot "
+            "reconstruct; give the ood setting the variants' shape (data.pad, data.resize)"
+            for where, setting in settings.items()
+            if where.startswith("variants.") and image_shape(setting) != shape]
 
 
 def findings_problems(config, schema):
@@ -425,7 +443,9 @@ def grid_problems(config, schema):
         for name, variant in resolve_variants(config, schema).items():
             architecture = architecture_of(variant["model"], schema)
             known = set(model_keys(schema, architecture))
-            known |= set(schema["$defs"]["data"]["properties"]) if data_too else set()
+            if data_too:  # a data setting with a default, or one the variant sets
+                data = schema["$defs"]["data"]["properties"]
+                known |= {k for k in data if "default" in data[k]} | set(variant["data"])
             lacking = [key for key in grid if key not in known]
             if lacking:
                 problems.append(

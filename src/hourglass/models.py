@@ -258,6 +258,12 @@ def cae_bottleneck(settings, input_shape):
         raise ValueError(f"cae with {levels} levels and area {settings['area']} halves the image "
                          f"sides {levels - kept} times, so they must be divisible by {halvings}, "
                          f"got {height}x{width}; pad or resize the images (data.pad, data.resize)")
+    if min(height, width) // halvings < 2:
+        # InstanceNorm of a 1x1 map is undefined: every level's maps need two pixels a side
+        raise ValueError(f"cae with {levels} levels and area {settings['area']} halves the image "
+                         f"sides {levels - kept} times, leaving {height // halvings}x"
+                         f"{width // halvings}: instance normalisation needs at least 2x2; "
+                         "give fewer levels or a larger area, or larger images (data.resize)")
     area = (height // halvings) * (width // halvings)
     channels = settings["compression"] * c * height * width / area
     if channels < 1 or abs(channels - round(channels)) > 1e-9:

@@ -20,6 +20,7 @@ from hourglass.data import load_split
 from hourglass.io import open_h5, read_json_attr, write_table
 
 BATCH = 256
+SPLIT_SHARES = 5  # 60/20/20: a value with fewer images than 1/0.2 misses a share
 COLUMNS = ["variant", "seed", "features", "images", "probe_seed", "target", "metric", "value",
            "undefined"]
 
@@ -52,8 +53,15 @@ def probe_scores(features, targets, probe_seed, metric):
 
     scores = {}
     for name, y in targets.items():
-        if len(np.unique(y)) < 2:
+        values, counts = np.unique(y, return_counts=True)
+        if len(values) < 2:
             scores[name] = (np.nan, "one value only: nothing to tell apart")
+            continue
+        if counts.min() < SPLIT_SHARES:
+            # each 20 % share (test; validation) must hold every value
+            scores[name] = (np.nan, f"value {values[counts.argmin()]} has {counts.min()} of the "
+                            f"{len(y)} images, fewer than the {SPLIT_SHARES} a stratified "
+                            "60/20/20 split needs; give analyses.probes.images more")
             continue
         fit, test = train_test_split(np.arange(len(y)), test_size=0.2, stratify=y,
                                      random_state=probe_seed)
