@@ -67,6 +67,18 @@ def test_area_lowers_the_test_loss_where_it_falls_significantly():
     assert held is None and text == "no runs at area M"
 
 
+def test_area_lowers_the_test_loss_at_each_level_of_another_setting():
+    # 2 runs per cell: the smallest two-sided p of 2 against 2 is 1/3
+    text, held = area_lowers_test_error(grid(FALLING), alpha=0.5, within="compression")
+    assert held is True and text.startswith("compression 0.25: minimum test loss area S: 0.041")
+    assert " | compression 1.0: " in text
+    dip = {**FALLING, "M": [0.030, 0.031, 0.015, 0.016]}  # pooled, M still above L
+    assert area_lowers_test_error(grid(dip), alpha=0.5)[1] is True
+    assert area_lowers_test_error(grid(dip), alpha=0.5, within="compression")[1] is False
+    assert area_lowers_test_error(grid(FALLING), within="size")[0] == (
+        "no grid setting 'size' in losses/runs.csv (analyses.losses.grid)")
+
+
 def test_area_matters_more_than_channels():
     assert area_matters_more(grid(FALLING))[1] is True  # compression moves the means by 0.0005
     by_channels = {area: [0.02, 0.02, 0.04, 0.04] for area in "SML"}
@@ -175,6 +187,9 @@ def test_a_probe_reads_linearly_separable_labels_and_not_noise():
     scores = probe_scores(separable, binary, 1, "auroc")
     assert scores["a"][0] == pytest.approx(1.0)
     assert np.isnan(scores["constant"][0]) and "one value only" in scores["constant"][1]
+    rare = {"rare": np.r_[np.ones(4, int), np.zeros(296, int)]}  # too few for the 20 % shares
+    value, why = probe_scores(separable, rare, 0, "auroc")["rare"]
+    assert np.isnan(value) and why.startswith("value 1 has 4 of the 300 images, fewer than the 5")
 
 
 def test_codes_beat_pixels_per_variant():

@@ -256,43 +256,59 @@ def runs_at(runs, key, level):
     return runs[runs[key] == level]
 
 
-def absent_levels(runs, key, levels):
-    """Text naming the levels of `key` no run has, or '' where all are there."""
+def absent_levels(runs, key, levels, table="losses/runs.csv (analyses.losses.grid)"):
+    """Text naming the levels of `key` no row of `table` has, or '' where all are there."""
     if key not in runs.columns:
-        return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)"
+        return f"no grid setting {key!r} in {table}"
     absent = [level for level in levels if runs_at(runs, key, level).empty]
     return f"no runs at {key} {', '.join(map(str, absent))}" if absent else ""
 
 
-def area_lowers_test_error(runs, key: str = "area", order: list = AREAS, alpha: float = 0.05):
+def falls(values, strictly):
+    """Whether `values` fall along their order: at every step (`strictly`), or
+    never rising and lower at the end than at the start."""
+    steps = list(zip(values, values[1:]))
+    if strictly:
+        return all(bool(a > b) for a, b in steps)
+    return all(bool(a >= b) for a, b in steps) and bool(values[0] > values[-1])
+
+
+def area_lowers_test_error(runs, key: str = "area", order: list = AREAS, alpha: float = 0.05,
+                           within: str = ""):
     """Manakov et al.: the mean minimum test loss falls from level to level
     of grid setting `key` along `order` (small to large area), and a
     two-sided rank-sum test (Mann-Whitney U, scipy.stats) between the first
-    and the last level is significant at `alpha`."""
+    and the last level is significant at `alpha`. With `within` (another
+    grid setting, e.g. train_size), that holds at each of its levels."""
     from scipy.stats import mannwhitneyu
 
-    absent = absent_levels(runs, key, order)
-    if absent:
-        return absent, None
-    values = [runs_at(runs, key, level)["min_test_loss"] for level in order]
-    if any(v.isna().any() for v in values):
-        return "some runs have no minimum test loss (losses/runs.csv, undefined)", None
-    p = mannwhitneyu(values[0], values[-1], alternative="two-sided").pvalue
-    means = [v.mean() for v in values]
-    text = "; ".join(f"{key} {level}: {v.mean():.4g} ± {v.std():.2g} (n {len(v)})"
-                     for level, v in zip(order, values))
-    falls = all(a > b for a, b in zip(means, means[1:]))
-    return (f"minimum test loss {text}; {order[0]} vs {order[-1]} rank-sum p {p:.3g}",
-            bool(falls and p < alpha))
+    if within and absent_levels(runs, within, []):
+        return absent_levels(runs, within, []), None
+    groups = runs.groupby(within, sort=False) if within else [(None, runs)]
+    parts, verdicts = [], []
+    for level, rows in groups:
+        absent = absent_levels(rows, key, order)
+        if absent:
+            return absent + (f" at {within} {level}" if within else ""), None
+        values = [runs_at(rows, key, a)["min_test_loss"] for a in order]
+        if any(v.isna().any() for v in values):
+            return "some runs have no minimum test loss (losses/runs.csv, undefined)", None
+        p = mannwhitneyu(values[0], values[-1], alternative="two-sided").pvalue
+        text = "; ".join(f"{key} {a}: {v.mean():.4g} ± {v.std():.2g} (n {len(v)})"
+                         for a, v in zip(order, values))
+        parts.append((f"{within} {level}: " if within else "") + f"minimum test loss {text}; "
+                     f"{order[0]} vs {order[-1]} rank-sum p {p:.3g}")
+        verdicts.append(falls([v.mean() for v in values], strictly=True) and bool(p < alpha))
+    return " | ".join(parts), all_held(verdicts)
 
 
 def area_matters_more(runs, first: str = "area", second: str = "compression"):
     """Manakov et al.: the minimum test loss depends more on grid setting
     `first` (area) than on `second` (channels): the range of its means over
     the levels of `first` exceeds the range over the levels of `second`."""
-    for key in (first, second):
-        if key not in runs.columns:
-            return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)", None
+    absent = absent_levels(runs, first, []) or absent_levels(runs, second, [])
+    if absent:
+        return absent, None
     if runs["min_test_loss"].isna().any():
         return "some runs have no minimum test loss (losses/runs.csv, undefined)", None
     spans, parts = [], []
@@ -322,8 +338,7 @@ def area_speeds_training(runs, key: str = "area", order: list = AREAS):
                      + (f" ({never} of {len(epochs)} runs never)" if never else ""))
     if all(np.isinf(medians)):
         return "; ".join(parts) + ": no level's median run trains under the threshold", None
-    ordered = all(a >= b for a, b in zip(medians, medians[1:])) and medians[0] > medians[-1]
-    return "; ".join(parts), bool(ordered)
+    return "; ".join(parts), falls(medians, strictly=False)
 
 
 def complete_not_a_copy(runs, key: str = "compression", complete: float = 1.0,
@@ -332,8 +347,8 @@ def complete_not_a_copy(runs, key: str = "compression", complete: float = 1.0,
     values: `key` equal to `complete`) does not learn to copy: every run's
     minimum test loss (MSE per value) stays above `tolerance` (1e-4, an RMS
     error of 1 % of the pixel range), where a copy would be near 0."""
-    if key not in runs.columns:
-        return f"no grid setting {key!r} in losses/runs.csv (analyses.losses.grid)", None
+    if absent_levels(runs, key, []):
+        return absent_levels(runs, key, []), None
     rows = runs[np.isclose(runs[key].astype(float), complete)]
     if rows.empty:
         return f"no runs with {key} {complete:g}: add a complete variant", None
@@ -350,10 +365,9 @@ def small_area_detects_outliers(outliers, key: str = "area", order: list = AREAS
     mean AUROC (outliers/outliers.csv) does not rise from level to level of
     `key` along `order` (small to large area) and is higher at the first than
     at the last. Seeds without a model are left out and counted."""
-    absent = absent_levels(outliers, key, order)
+    absent = absent_levels(outliers, key, order, "outliers/outliers.csv (analyses.outliers.grid)")
     if absent:
-        return absent.replace("losses/runs.csv (analyses.losses.grid)",
-                              "outliers/outliers.csv (analyses.outliers.grid)"), None
+        return absent, None
     means, parts = [], []
     for level in order:
         auroc = runs_at(outliers, key, level)["auroc"]
@@ -363,8 +377,7 @@ def small_area_detects_outliers(outliers, key: str = "area", order: list = AREAS
                      + (f" ({undefined} seeds undefined)" if undefined else ""))
     if any(np.isnan(means)):
         return "; ".join(parts), None
-    ordered = all(a >= b for a, b in zip(means, means[1:])) and means[0] > means[-1]
-    return "; ".join(parts), bool(ordered)
+    return "; ".join(parts), falls(means, strictly=False)
 
 
 def codes_beat_pixels(probes, images: str = "unseen"):

@@ -1,6 +1,7 @@
 """Figures of a study. Each function takes tables or arrays and the paths to
 write (one per format, e.g. .png and .pdf) and draws one figure."""
 
+import numbers
 from pathlib import Path
 
 import matplotlib
@@ -849,31 +850,33 @@ LOSS_PANELS = {"min_test_loss": "minimum test loss", "first_below": "first epoch
 
 
 def grid_levels(values):
-    """A grid setting's levels in their natural order (numbers ascending, names as given)."""
+    """A grid setting's levels in their natural order (numbers, numpy's too,
+    ascending; names, or numbers mixed with names or nulls, as given)."""
     levels = list(dict.fromkeys(values))
-    return sorted(levels) if all(isinstance(v, (int, float)) for v in levels) else levels
+    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in levels)
+    return sorted(levels) if numeric else levels
 
 
-def summary_text(values, spread=False):
-    """A cell of losses_heatmaps: the mean of the defined `values` (± their sd
-    where `spread`), and how many runs never got there."""
-    defined, never = values.dropna(), int(values.isna().sum())
+def summary_text(values, spread=False, undefined="never"):
+    """A cell of grid_heatmaps: the mean of the defined `values` (± their sd
+    where `spread`), and how many runs are NaN, counted as `undefined` (the
+    losses' runs that never trained under the threshold: "never")."""
+    defined, missing = values.dropna(), int(values.isna().sum())
     if defined.empty:
-        return f"never ({never})"
+        return f"{undefined} ({missing})"
     text = f"{defined.mean():.4g}" + (f"\n± {defined.std():.2g}" if spread and len(defined) > 1
                                       else "")
-    return text + (f"\n({never} never)" if never else "")
+    return text + (f"\n({missing} {undefined})" if missing else "")
 
 
-def grid_heatmaps(runs, panels, paths, dpi=150, baselines=None):
+def grid_heatmaps(runs, panels, paths, dpi=150, baselines=None, undefined="undefined"):
     """Manakov et al.'s grid of runs (a row per variant and seed, the grid's
     two settings after those columns): per panel of `panels` ({column:
     label}), the mean over seeds of each cell of the first grid setting
     (rows, e.g. area) x the second (columns, e.g. compression), and in a last
     row and column the mean ± sd over the runs of each level (the
-    marginals). An undefined run (one that never trained under the
-    threshold) is left out of its mean and counted in the cell; a cell with
-    none is grey. `baselines` ({column: value}): cells above it are framed
+    marginals). An undefined (NaN) run is left out of its mean and counted
+    in the cell as `undefined`; a cell with none is grey. `baselines` ({column: value}): cells above it are framed
     in red, and the title gives it."""
     rows_key, columns_key = runs.columns[2:4]
     row_levels, column_levels = grid_levels(runs[rows_key]), grid_levels(runs[columns_key])
@@ -886,11 +889,13 @@ def grid_heatmaps(runs, panels, paths, dpi=150, baselines=None):
             for j, c in enumerate(column_levels):
                 values = runs.loc[(runs[rows_key] == r) & (runs[columns_key] == c), column]
                 grid[i, j] = values.mean()
-                text[i, j] = summary_text(values)
+                text[i, j] = summary_text(values, undefined=undefined)
         for i, r in enumerate(row_levels):
-            text[i, len(column_levels)] = summary_text(runs.loc[runs[rows_key] == r, column], True)
+            text[i, len(column_levels)] = summary_text(runs.loc[runs[rows_key] == r, column],
+                                                       True, undefined)
         for j, c in enumerate(column_levels):
-            text[len(row_levels), j] = summary_text(runs.loc[runs[columns_key] == c, column], True)
+            text[len(row_levels), j] = summary_text(runs.loc[runs[columns_key] == c, column],
+                                                    True, undefined)
         image = ax.imshow(grid, cmap=HEATMAP_CMAP)
         n_rows, n_columns = len(row_levels), len(column_levels)
         # the marginals are text on white, not cells of the colour scale
@@ -921,7 +926,7 @@ def grid_heatmaps(runs, panels, paths, dpi=150, baselines=None):
 
 def losses_heatmaps(runs, paths, dpi=150):
     """The losses analysis's grid: minimum test loss and training speed."""
-    grid_heatmaps(runs, LOSS_PANELS, paths, dpi)
+    grid_heatmaps(runs, LOSS_PANELS, paths, dpi, undefined="never")
 
 
 def probes_heatmap(probes, paths, dpi=150):
@@ -932,7 +937,8 @@ def probes_heatmap(probes, paths, dpi=150):
     grid = list(probes.columns[2:4])
     codes = probes[probes["features"] == "code"]
     runs = codes.pivot_table(index=["variant", "seed", *grid], columns="images",
-                             values="value", aggfunc="mean", dropna=False).reset_index()
+                             values="value", aggfunc="mean", dropna=False,
+                             sort=False).reset_index()  # the grid's levels in their order
     pixels = probes[probes["features"] == "pixels"].groupby("images")["value"].mean()
     label = {"macro_f1": "macro-F1", "auroc": "mean AUROC"}[metric]
     grid_heatmaps(runs, {which: f"{label}, {which} images" for which in ("seen", "unseen")},
