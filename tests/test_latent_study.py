@@ -91,7 +91,7 @@ def test_the_pca_model_scores_what_the_analysis_pca_baseline_scores(study):
 
 def test_editing_the_analysis_reruns_it_its_figures_and_findings_only(study, tmp_path):
     expected = Counter({("latent", f"variant={v}"): 1 for v in VARIANTS})
-    expected.update({("gather_latent", f"table={t}"): 1 for t in TABLES})
+    expected.update({("gather_latent", f"output={t}.csv"): 1 for t in TABLES})
     expected.update({("figure", f"figure={f}"): 1 for f in FIGURES})  # not dead_units
     expected[("findings", "")] = 1
     options = tmp_path / "options.yaml"

@@ -146,7 +146,23 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     assert len(probes) == 6 * 3 * 2 and probes["value"].between(0, 1).all()
     assert (probes["metric"] == "macro_f1").all() and probes["undefined"].isna().all()
     assert set(findings["held"]) <= {"yes", "no", "undefined"}
-    for figure in ("losses", "loss_curves", "outliers", "probes"):
+    # the copy measures of one seed again from its model, on the first 100 test images
+    from hourglass.analyses.copies import copy_row
+    from hourglass.io import read_images
+
+    copies = pd.read_csv(study / "copy" / "copy.csv")
+    assert len(copies) == 12 and copies["svcca"].between(0, 1).all()
+    expected = copy_row(model, inliers[:100], points=500, seed=0)
+    row = copies[(copies["variant"] == "M_half") & (copies["seed"] == 0)].iloc[0]
+    assert row["svcca"] == pytest.approx(expected["svcca"], rel=1e-9)
+    assert row["test_mse"] == pytest.approx(expected["test_mse"], rel=1e-6)
+    # the walks: every variant in the config's order, each seed's grid
+    for name, shape in (("interpolation", (1, 6, 1, 16, 16)), ("iteration", (2, 4, 1, 16, 16))):
+        variants = read_images(study / name / f"{name}.h5")
+        assert [attrs["variant"] for attrs, _ in variants] == list(runs["variant"].unique())
+        assert all(grid.shape == shape for _, grids in variants for grid in grids.values())
+    for figure in ("losses", "loss_curves", "outliers", "probes", "copy", "interpolation",
+                   "iteration"):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
     log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
     assert "cae: " in log and " parameters" in log

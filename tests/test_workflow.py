@@ -24,7 +24,7 @@ FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tu
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
 # The consistency analysis's tables, each gathered over the variants by a job.
-GATHER_CONSISTENCY = {("gather_consistency", f"table={t}"): 1 for t in ("consistency", "mds")}
+GATHER_CONSISTENCY = {("gather_consistency", f"output={t}.csv"): 1 for t in ("consistency", "mds")}
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
 # tiny.yaml's data setting in full, and the file it is prepared into

@@ -48,8 +48,8 @@ def stage_analysis(args):
     from hourglass.analyses.registry import ANALYSES, run_analysis
 
     analysis = ANALYSES[args.name]
-    if len(args.out) != len(analysis.tables):
-        raise ValueError(f"analysis {args.name!r} writes the tables {', '.join(analysis.tables)}: "
+    if len(args.out) != len(analysis.outputs):
+        raise ValueError(f"analysis {args.name!r} writes {', '.join(map(analysis.file, analysis.outputs))}: "
                          f"give one --out path for each, in that order (got {len(args.out)})")
     inputs = {"activations": args.activations, "data": args.data[0] if args.data else None,
               "metrics": args.metrics, "checkpoints": args.checkpoints,
@@ -58,7 +58,7 @@ def stage_analysis(args):
     if missing:
         raise ValueError(f"analysis {args.name!r} reads {', '.join(analysis.reads)}: give "
                          + ", ".join(f"--{read}" for read in missing))
-    run_analysis(args.name, inputs, args.settings, dict(zip(analysis.tables, args.out)),
+    run_analysis(args.name, inputs, args.settings, dict(zip(analysis.outputs, args.out)),
                  args.threads)
 
 
@@ -75,9 +75,9 @@ def stage_findings(args):
 
 
 def stage_gather(args):
-    from hourglass.io import concat_tables
+    from hourglass.io import concat_outputs
 
-    concat_tables(args.tables, args.out)
+    concat_outputs(args.files, args.out)
 
 
 def stage_figure(args):
@@ -263,8 +263,8 @@ def add_stage_commands(sub):
     s.add_argument("--reads", type=json.loads, required=True,
                    help="the [analysis, table] each of --tables is, as JSON")
     s.add_argument("--out", required=True, type=Path)
-    s = stage("gather", stage_gather, "concatenate tables")
-    s.add_argument("--tables", nargs="+", required=True, type=Path)
+    s = stage("gather", stage_gather, "concatenate the variants' tables or image files")
+    s.add_argument("--files", nargs="+", required=True, type=Path)
     s.add_argument("--out", required=True, type=Path)
     s = stage("figure", stage_figure, "draw one figure")
     s.add_argument("kind")

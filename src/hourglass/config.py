@@ -430,12 +430,13 @@ def loss_problems(config, schema):
 
 
 def grid_problems(config, schema):
-    """A grid (analyses.losses.grid, .probes.grid, .outliers.grid) naming
+    """A grid (analyses.losses.grid, .probes.grid, .outliers.grid, ...) naming
     settings some variant has not: the losses' may name model or data
     settings, the others' (read from the checkpoints) model settings only."""
     analyses = config.get("analyses", {})
     problems = []
-    for analysis, data_too in (("losses", True), ("probes", False), ("outliers", False)):
+    for analysis, data_too in (("losses", True), ("probes", False), ("outliers", False),
+                               ("copy", False), ("interpolation", False), ("iteration", False)):
         if analysis not in analyses:
             continue
         properties = schema["properties"]["analyses"]["properties"][analysis]["properties"]

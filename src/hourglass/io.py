@@ -113,7 +113,68 @@ def read_table(path):
 
 
 def concat_tables(paths, out):
+    """Tables of the same columns, one after the other."""
     write_table(pd.concat([read_table(p) for p in paths]), out)
+
+
+# The attributes of an image file stored as JSON (write_attrs' lists and dicts).
+IMAGE_JSON = ("seeds", "grid", "columns", "diverged")
+
+
+def write_images(path, images, **attrs):
+    """One variant's image grids: `images` {seed: array (rows x columns x C x
+    H x W) in [0, 1], or None where its model diverged}, stored clipped as
+    uint8 (what a figure shows), with `attrs` (the variant, its grid
+    settings, what the columns are)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for seed, grid in images.items():
+            if grid is not None:
+                f.create_dataset(f"seed{seed}", compression="gzip",
+                                 data=np.round(np.clip(grid, 0, 1) * 255).astype(np.uint8))
+        write_attrs(f, **attrs, seeds=list(images))
+
+
+def concat_images(paths, out):
+    """The image files of each variant (write_images) as one file, a group
+    per variant holding its file's grids and attributes."""
+    from hourglass.checks import check_format
+
+    variants = []
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        for path in paths:
+            with open_h5(path, "images") as src:
+                check_format(path, src.attrs, "images")
+                variants.append(src.attrs["variant"])
+                group = f.create_group(variants[-1])
+                group.attrs.update(src.attrs)
+                for name in src:
+                    src.copy(src[name], group, name)
+        write_attrs(f, variants=variants)  # HDF5 lists groups by name, not in this order
+
+
+def read_images(path):
+    """The grids of a gathered image file: per variant, in the file's order,
+    (its attributes, {seed: uint8 array, or None where it diverged})."""
+    from hourglass.checks import check_format
+
+    with open_h5(path, "images") as f:
+        check_format(path, f.attrs, "images")
+        return [({k: json.loads(v) if k in IMAGE_JSON else v for k, v in group.attrs.items()},
+                 {seed: group[f"seed{seed}"][()] if f"seed{seed}" in group else None
+                  for seed in json.loads(group.attrs["seeds"])})
+                for group in map(f.get, read_json_attr(f, "variants"))]
+
+
+def read_output(path):
+    """An analysis's gathered output: a table (.csv) or image grids (.h5)."""
+    return read_images(path) if Path(path).suffix == ".h5" else read_table(path)
+
+
+def concat_outputs(paths, out):
+    """Gather an analysis's per-variant tables or image files into `out`."""
+    (concat_images if Path(out).suffix == ".h5" else concat_tables)(paths, out)
 
 
 def write_matrix(path, matrix, labels, measure, options):

@@ -71,6 +71,21 @@ class Autoencoder(nn.Module):
             out[name] = x
         return out
 
+    def decode(self, layer, value):
+        """The layers after `layer` computed from its activations `value` (a
+        code edited or interpolated), in order, keyed by name: the decoder
+        alone. Only where no later stage reads a layer before `layer`."""
+        names = list(self.stages)
+        out, x = {layer: value}, value
+        for name in names[names.index(layer) + 1:]:
+            reads = self.reads[name]
+            if any(read not in out for read in reads):
+                raise ValueError(f"layer {name} reads {', '.join(reads)}, not only layers from "
+                                 f"{layer} on: the model cannot be decoded from {layer}")
+            x = self.stages[name](*([out[read] for read in reads] or [x]))
+            out[name] = x
+        return out
+
     @property
     def single_roles(self):
         """The roles one layer alone plays (input, output, a VAE's mean, ...):

@@ -16,7 +16,14 @@ from hourglass.activations import epoch_order, output_layer  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
-from hourglass.io import atomic_path, open_h5, read_json_attr, read_matrix, read_table  # noqa: E402
+from hourglass.io import (  # noqa: E402
+    atomic_path,
+    open_h5,
+    read_json_attr,
+    read_matrix,
+    read_output,
+    read_table,
+)
 
 # Okabe & Ito's colour-blind-safe palette.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -248,7 +255,7 @@ def draw(kind, inputs, paths, settings):
         overview(read_table(table), measure, paths, dpi)
     elif kind in ANALYSIS_FIGURES:
         options = {k: v for k, v in settings.items() if k != "dpi"}
-        globals()[ANALYSIS_FIGURES[kind].draw](*map(read_table, inputs), paths, dpi, **options)
+        globals()[ANALYSIS_FIGURES[kind].draw](*map(read_output, inputs), paths, dpi, **options)
     elif kind == "training":
         training(pd.concat([pd.read_csv(p) for p in inputs]), paths, dpi)
     elif kind == "reconstructions":
@@ -949,6 +956,55 @@ def outliers_heatmap(outliers, paths, dpi=150):
     """The outliers analysis's grid: how well reconstruction errors tell the
     out-of-distribution images from the test images."""
     grid_heatmaps(outliers, {"auroc": "outlier detection AUROC"}, paths, dpi)
+
+
+def copy_heatmap(copies, paths, dpi=150):
+    """The copy analysis's grid: how copy-like each code is, and the test error."""
+    grid_heatmaps(copies, {"svcca": "SVCCA, code vs its patches", "linear_cka":
+                           "linear CKA, code vs its patches", "test_mse": "test MSE"}, paths, dpi)
+
+
+def image_grid(variants, paths, dpi=150, seed=None):
+    """The image grids of an image file (hourglass.io.read_images) of the
+    first seed with a model (or `seed`) of each variant: a block of rows per
+    variant, ordered by its grid settings (e.g. area, then compression), a
+    column per step of the walk."""
+    levels = {key: grid_levels([attrs["grid"][key] for attrs, _ in variants])
+              for key in variants[0][0]["grid"]}
+    variants = sorted(variants, key=lambda v: [levels[k].index(v[0]["grid"][k]) for k in levels])
+    blocks = []
+    for attrs, grids in variants:
+        shown = seed if seed is not None else next(
+            (s for s, g in grids.items() if g is not None), None)
+        blocks.append((attrs, shown, grids.get(shown) if shown is not None else None))
+    n_rows = sum(1 if grid is None else len(grid) for *_, grid in blocks)
+    n_columns = len(variants[0][0]["columns"])
+    fig, axes = plt.subplots(n_rows, n_columns, squeeze=False,
+                             figsize=(0.8 * n_columns + 1.8, 0.8 * n_rows + 0.4))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+    for ax, column in zip(axes[0], variants[0][0]["columns"]):
+        ax.set_title(column, fontsize=7)
+    row = iter(axes)
+    for attrs, shown, grid in blocks:
+        label = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in attrs["grid"].items())
+        if grid is None:
+            next(row)[0].set_ylabel(f"{label}\n(no model: diverged)", rotation=0, ha="right",
+                                    va="center", fontsize=7)
+            continue
+        for i, images in enumerate(grid):
+            ax_row = next(row)
+            for ax, image in zip(ax_row, images):
+                image = np.moveaxis(image, 0, -1)
+                ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                          vmin=0, vmax=255)
+            if i == 0:
+                ax_row[0].set_ylabel(f"{label}\n(seed {shown})", rotation=0, ha="right",
+                                     va="center", fontsize=7)
+    save(fig, paths, dpi)
 
 
 def loss_curves(curves, paths, dpi=150):

@@ -131,6 +131,17 @@ analyses:
   # losses:              # a grid of variants' losses: minimum test loss, training speed,
     # threshold: 0.01    # the training loss whose first epoch below it is the speed
     # grid: [area, compression]  # two model settings: the heatmaps' rows and columns
+  # copy:                # is a convolutional code a copy? SVCCA and linear CKA of
+    # images: 500        # each position's code and its patch of these test images,
+    # points: 2000       # at this many (image, position) points
+    # seed: 0            # drawn with this seed
+  # interpolation:       # decode codes interpolated between pairs of test images
+    # pairs: 2           # how many pairs, a row each
+    # steps: 8           # points from one code to the other, both included
+  # iteration:           # feed reconstructions back into the model
+    # images: 2          # how many test images, a row each
+    # iterations: 100    # how many times
+    # every: 8           # show every this many
 
 # Claims of a paper the study reproduces, each a named check on its tables
 # with params (hourglass.findings.FINDINGS); findings.csv says what held.

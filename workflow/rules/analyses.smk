@@ -2,8 +2,8 @@
 # an analysis of variants, a job per variant reads what the analysis reads:
 # every seed's activations at every checkpoint, the variant's data file,
 # every seed's final checkpoint, the out-of-distribution data file; and
-# writes the analysis's tables; a local job per table gathers them
-# over the variants. Of an analysis of the study, one job reads every
+# writes the analysis's tables (and image files); a local job per table
+# gathers them over the variants. Of an analysis of the study, one job reads every
 # variant's final activations or every seed's metrics, as the analysis reads
 # (and no data file), and writes the study's tables.
 for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
@@ -38,8 +38,8 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
             ood=ood_file() if "ood" in analysis.reads else [],
         output:
             [
-                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{table}.csv"
-                for table in analysis.tables
+                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{analysis.file(output)}"
+                for output in analysis.outputs
             ],
         log:
             f"{STUDY_DIR}/logs/{name}/{{variant}}.log",
@@ -70,15 +70,15 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
             f"gather_{name}"
         input:
             expand(
-                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{{{{table}}}}.csv",
+                f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{{{{output}}}}",
                 variant=VARIANTS,
             ),
         output:
-            f"{STUDY_DIR}/{analysis.folder}/{{table}}.csv",
+            f"{STUDY_DIR}/{analysis.folder}/{{output}}",
         log:
-            f"{STUDY_DIR}/logs/gather_{name}/{{table}}.log",
+            f"{STUDY_DIR}/logs/gather_{name}/{{output}}.log",
         wildcard_constraints:
-            table="|".join(analysis.tables),
+            output="|".join(re.escape(analysis.file(o)) for o in analysis.outputs),
         # Concatenating a few small tables: not worth a scheduler's queue.
         localrule: True
         conda:
@@ -86,7 +86,7 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
         params:
             code=code_hash(name),
         shell:
-            "hourglass gather --tables {input} --out {output} > {log} 2>&1"
+            "hourglass gather --files {input} --out {output} > {log} 2>&1"
 
 
 for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
@@ -115,7 +115,7 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
                 else []
             ),
         output:
-            [f"{STUDY_DIR}/{analysis.folder}/{table}.csv" for table in analysis.tables],
+            [f"{STUDY_DIR}/{analysis.folder}/{analysis.file(o)}" for o in analysis.outputs],
         log:
             f"{STUDY_DIR}/logs/{name}.log",
         conda:

@@ -154,8 +154,8 @@ def figure_inputs(w):
     if w.figure in ANALYSIS_FIGURES:
         analysis = ANALYSES[ANALYSIS_FIGURES[w.figure]]
         return [
-            f"{STUDY_DIR}/{analysis.folder}/{table}.csv"
-            for table in analysis.figures[w.figure].tables
+            f"{STUDY_DIR}/{analysis.folder}/{analysis.file(output)}"
+            for output in analysis.figures[w.figure].tables
         ]
     if w.figure.rsplit("_", 1)[0] in MEASURES:
         return f"{STUDY_DIR}/similarity/{w.figure.rsplit('_', 1)[0]}.h5"

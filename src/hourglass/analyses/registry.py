@@ -1,6 +1,6 @@
 """The analyses a study may enable under `analyses:`, by name.
 
-An analysis is a function of files returning tables. Most look at one
+An analysis is a function of files returning tables (and image files). Most look at one
 variant at a time (scope "variant": every seed's activations at every
 checkpoint, and the variant's data file): the workflow runs them once per
 variant and gathers each table over the variants into
@@ -24,8 +24,9 @@ from hourglass.config import probe_key  # config imports this module only inside
 @dataclass(frozen=True)
 class Figure:
     """title: the figure's label in the report; category: the report's section;
-    tables: the analysis's tables it is drawn from; draw: the function of
-    hourglass.plots that draws it, as (tables, paths, dpi, **settings)."""
+    tables: the analysis's outputs (tables or image files) it is drawn from;
+    draw: the function of hourglass.plots that draws it, as (outputs, paths,
+    dpi, **settings)."""
 
     title: str
     category: str
@@ -40,9 +41,12 @@ class Analysis:
     'activations' (every seed's at every checkpoint; of a study, the final
     ones of every variant), 'data' (the variant's data file), 'metrics' (every
     seed's metrics.csv), 'checkpoints' (every seed's final one), 'ood' (the
-    data file of the analysis's out-of-distribution setting); tables: the CSV tables its function writes (one file
-    each, per variant); run: 'module:function' taking (what it reads...,
-    settings, out, threads) with `out` mapping each table to its path;
+    data file of the analysis's out-of-distribution setting); tables: the CSV
+    tables its function writes (one file each, per variant); arrays: the
+    image files it writes (hourglass.io.write_images: grids of images, which
+    no table holds well), gathered into one file with a group per variant;
+    run: 'module:function' taking (what it reads..., settings, out, threads)
+    with `out` mapping each table and image file to its path;
     settings: what its jobs depend on, from the validated study config; modules: the package code it runs, hashed into its rules so
     that editing it re-runs the analysis; figures: by name; roles: the roles
     of the layers it reads (hourglass.models.ROLES) beyond every model's
@@ -60,6 +64,16 @@ class Analysis:
     figures: dict[str, Figure] = field(default_factory=dict)
     roles: tuple[str, ...] = ()
     scope: str = "variant"
+    arrays: tuple[str, ...] = ()
+
+    @property
+    def outputs(self):
+        """The names of what its function writes: its tables, then its image files."""
+        return self.tables + self.arrays
+
+    def file(self, name):
+        """The file name of output `name`: a table's .csv, an image file's .h5."""
+        return f"{name}.h5" if name in self.arrays else f"{name}.csv"
 
 
 ANALYSES = {
@@ -211,6 +225,54 @@ ANALYSES = {
         figures={
             "outliers": Figure("outlier detection (AUROC) over the grid", "3. Outliers",
                                ("outliers",), "outliers_heatmap"),
+        },
+    ),
+    "copy": Analysis(
+        "whether a convolutional code copies its input: per seed, SVCCA and linear CKA between "
+        "each position's code and the pixels of its patch, beside the test error",
+        folder="copy",
+        reads=("checkpoints", "data"),
+        tables=("copy",),
+        run="hourglass.analyses.copies:run",
+        settings=lambda config: dict(config["analyses"]["copy"]),
+        modules=("analyses/copies.py", "analyses/walks.py", "analyses/probes.py", "similarity",
+                 "checks.py", "models.py", "data.py", "io.py"),
+        figures={
+            "copy": Figure("how copy-like each code is, over the grid", "3. Copy",
+                           ("copy",), "copy_heatmap"),
+        },
+    ),
+    "interpolation": Analysis(
+        "each seed's final model decoding codes interpolated linearly between pairs of test "
+        "images, as image grids",
+        folder="interpolation",
+        reads=("checkpoints", "data"),
+        tables=(),
+        arrays=("interpolation",),
+        run="hourglass.analyses.walks:interpolation",
+        settings=lambda config: dict(config["analyses"]["interpolation"]),
+        modules=("analyses/walks.py", "analyses/probes.py", "checks.py", "models.py", "data.py",
+                 "io.py"),
+        figures={
+            "interpolation": Figure("interpolation between test images in code space",
+                                    "3. Interpolation and iteration", ("interpolation",),
+                                    "image_grid"),
+        },
+    ),
+    "iteration": Analysis(
+        "each seed's final model fed its own reconstructions of test images again and again, "
+        "as image grids",
+        folder="iteration",
+        reads=("checkpoints", "data"),
+        tables=(),
+        arrays=("iteration",),
+        run="hourglass.analyses.walks:iteration",
+        settings=lambda config: dict(config["analyses"]["iteration"]),
+        modules=("analyses/walks.py", "analyses/probes.py", "checks.py", "models.py", "data.py",
+                 "io.py"),
+        figures={
+            "iteration": Figure("reconstructions fed back into the model",
+                                "3. Interpolation and iteration", ("iteration",), "image_grid"),
         },
     ),
 }
