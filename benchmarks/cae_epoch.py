@@ -6,10 +6,13 @@ Run: .venv/bin/python benchmarks/cae_epoch.py [--device cuda] [--steps 5]
 
 Times `--steps` optimiser steps after one warm-up step, per area and
 compression, and prints the seconds an epoch of 313 steps takes at that
-rate, side by side for each precision, with the parameter count.
+rate, side by side for each precision, with the parameter count, and how
+far each precision's loss of the same initial weights lies from the first's
+(the precisions must agree).
 """
 
 import argparse
+import copy
 import time
 
 import torch
@@ -33,8 +36,9 @@ def seconds_per_step(model, device, precision, steps, batch=32):
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        return loss.item()
 
-    step()  # warm-up: allocations, kernels chosen
+    first = step()  # warm-up: allocations, kernels chosen; the loss of the initial weights
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -42,7 +46,7 @@ def seconds_per_step(model, device, precision, steps, batch=32):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - start) / steps, first
 
 
 def main():
@@ -54,17 +58,23 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f"{'area':4} {'compression':>11} {'parameters':>11} "
-          + " ".join(f"{p + ' s/epoch':>14}" for p in args.precisions), flush=True)
+          + " ".join(f"{p + ' s/epoch':>14}" for p in args.precisions)
+          + f" {'loss rel. diff':>14}", flush=True)
     for area in "SML":
         for compression in args.compressions:
             torch.manual_seed(0)
             settings = dict(architecture="cae", levels=5, area=area, compression=compression,
                             final_norm=True)
             model = build_model(settings, (3, 96, 96)).to(device)
-            times = [seconds_per_step(model, device, p, args.steps) * EPOCH_STEPS
-                     for p in args.precisions]
+            # each precision trains its own copy of the same initial weights
+            runs = [seconds_per_step(copy.deepcopy(model), device, p, args.steps)
+                    for p in args.precisions]
+            losses = [loss for _, loss in runs]
+            # agreement: the initial loss in each precision against the first's
+            differences = max(abs(loss - losses[0]) / losses[0] for loss in losses)
             print(f"{area:4} {compression:11.4g} {sum(p.numel() for p in model.parameters()):11,} "
-                  + " ".join(f"{t:14.1f}" for t in times), flush=True)
+                  + " ".join(f"{t * EPOCH_STEPS:14.1f}" for t, _ in runs)
+                  + f" {differences:14.2e}", flush=True)
 
 
 if __name__ == "__main__":

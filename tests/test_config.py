@@ -103,7 +103,12 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "asks for 1000 probe images"),
     ("analyses: {outliers: {ood: {dataset: digits, probe_size: 60, resize: 16}}}",
      "analyses.outliers.ood: its images are 1x16x16 (C x H x W) but variants.latent4.data's are "
-     "1x8x8, which the model cannot reconstruct"),
+     "1x8x8, which the model cannot read"),
+    ("analyses: {probes: {data: {dataset: digits, probe_size: 60, pad: 1}}}",
+     "analyses.probes.data: its images are 1x10x10 (C x H x W) but variants.latent8.data's are "
+     "1x8x8"),
+    ("analyses: {probes: {data: {dataset: digits, classes: [11]}}}",
+     "analyses.probes.data.classes"),
     ("analyses: {losses: {}}", "analyses.losses.grid: variant 'latent4' has no setting area, "
      "compression (its model is fc); name settings of its model or data"),
     # pad has no default: a variant that does not set it has no level of it

@@ -80,7 +80,7 @@ def test_every_analysis_names_its_code_its_figures_drawers_and_a_caption():
         assert STAGE_CODE[name][:-1] == list(analysis.modules)
         for figure_name, figure in analysis.figures.items():
             assert callable(getattr(plots, figure.draw)), figure.draw
-            assert set(figure.tables) <= set(analysis.tables), figure_name
+            assert set(figure.tables) <= set(analysis.outputs), figure_name
             assert f'figure == "{figure_name}"' in captions, f"no caption for {figure_name}"
 
 

@@ -166,6 +166,19 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
     log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
     assert "cae: " in log and " parameters" in log
+    # probes of labelled images of their own (STL-10's for its unlabelled
+    # split, here digits of other classes): its test split, unseen only, and
+    # nothing retrained
+    (root / "probe_data.yaml").write_text(
+        "analyses: {probes: {data: {dataset: digits, pad: 4, classes: [0, 1, 2], "
+        "probe_size: 30}}}\n")
+    trained = study / "S_half" / "seed0" / "checkpoints" / "final.pt"
+    before = trained.stat().st_mtime_ns
+    snakemake(root, "--configfile", "cae_tiny.yaml", "probe_data.yaml")
+    assert trained.stat().st_mtime_ns == before
+    probes = pd.read_csv(study / "probes" / "probes.csv")
+    assert len(probes) == 6 * 3 and set(probes["images"]) == {"unseen"}
+    assert probes["value"].between(0, 1).all()
 
 
 def test_outlier_scores_are_errors_clipped_at_1_and_their_auroc_by_hand():

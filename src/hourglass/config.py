@@ -314,6 +314,9 @@ def data_settings(config, schema):
                               for name, variant in config["variants"].items()}}
 
 
+# The data settings of analyses' own, as (analysis, key): a data file each.
+ANALYSIS_DATA = (("outliers", "ood"), ("probes", "data"))
+
 # What fixes a data file's probe images: neither train_size nor val_fraction does.
 PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size", "pad")
 # Keys that came later, in a key only where set: no existing study's key changes.
@@ -334,11 +337,13 @@ def data_problems(config, schema):
     from hourglass.data import setting_problems
 
     settings = data_settings(config, schema)
-    ood = config.get("analyses", {}).get("outliers", {}).get("ood")
-    checked = {**settings} if ood is None else {
-        **settings, "analyses.outliers.ood": {**data_defaults(schema), **ood}}
+    analyses = config.get("analyses", {})
+    own = {f"analyses.{analysis}.{key}": analyses[analysis][key]
+           for analysis, key in ANALYSIS_DATA if key in analyses.get(analysis, {})}
+    checked = {**settings, **{where: {**data_defaults(schema), **setting}
+                              for where, setting in own.items()}}
     problems = [p for where, setting in checked.items() for p in setting_problems(setting, where)]
-    problems += ood_shape_problems(checked)
+    problems += analysis_shape_problems(checked)
     probes = {}
     for where, setting in list(settings.items())[1:]:
         probes.setdefault(probe_key(setting), []).append(where.split(".")[1])
@@ -353,21 +358,25 @@ def data_problems(config, schema):
     return problems
 
 
-def ood_shape_problems(settings):
-    """Variants whose images differ in shape from the outlier analysis's
-    out-of-distribution images (`settings` as data_problems checks them), which
-    their models cannot reconstruct."""
+def analysis_shape_problems(settings):
+    """Variants whose images differ in shape from those of an analysis's own
+    data setting (`settings` as data_problems checks them: the outliers' ood
+    images, the probes' labelled images), which their models cannot read."""
     from hourglass.data import DATASETS, image_shape
 
-    ood = settings.get("analyses.outliers.ood")
-    if ood is None or any(s["dataset"] not in DATASETS for s in settings.values()):
+    if any(s["dataset"] not in DATASETS for s in settings.values()):
         return []  # an unknown dataset is named by setting_problems
-    shape = image_shape(ood)
-    return [f"analyses.outliers.ood: its images are {'x'.join(map(str, shape))} (C x H x W) but "
-            f"{where}'s are {'x'.join(map(str, image_shape(setting)))}, which the model cannot "
-            "reconstruct; give the ood setting the variants' shape (data.pad, data.resize)"
-            for where, setting in settings.items()
-            if where.startswith("variants.") and image_shape(setting) != shape]
+    problems = []
+    for where, own in settings.items():
+        if not where.startswith("analyses."):
+            continue
+        shape = image_shape(own)
+        problems += [f"{where}: its images are {'x'.join(map(str, shape))} (C x H x W) but "
+                     f"{variant}'s are {'x'.join(map(str, image_shape(setting)))}, which the "
+                     f"model cannot read; give {where} the variants' shape (pad, resize)"
+                     for variant, setting in settings.items()
+                     if variant.startswith("variants.") and image_shape(setting) != shape]
+    return problems
 
 
 def findings_problems(config, schema):

@@ -948,7 +948,8 @@ def probes_heatmap(probes, paths, dpi=150):
                              sort=False).reset_index()  # the grid's levels in their order
     pixels = probes[probes["features"] == "pixels"].groupby("images")["value"].mean()
     label = {"macro_f1": "macro-F1", "auroc": "mean AUROC"}[metric]
-    grid_heatmaps(runs, {which: f"{label}, {which} images" for which in ("seen", "unseen")},
+    shown = [which for which in ("seen", "unseen") if which in runs.columns]
+    grid_heatmaps(runs, {which: f"{label}, {which} images" for which in shown},
                   paths, dpi, baselines=pixels.to_dict())
 
 

@@ -1,7 +1,8 @@
 # One rule per enabled analysis (hourglass.analyses.registry.ANALYSES). Of
 # an analysis of variants, a job per variant reads what the analysis reads:
-# every seed's activations at every checkpoint, the variant's data file,
-# every seed's final checkpoint, the out-of-distribution data file; and
+# every seed's activations at every checkpoint, the variant's data file (or
+# the analysis's own), every seed's final checkpoint, the
+# out-of-distribution data file; and
 # writes the analysis's tables (and image files); a local job per table
 # gathers them over the variants. Of an analysis of the study, one job reads every
 # variant's final activations or every seed's metrics, as the analysis reads
@@ -23,8 +24,8 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
                 if "activations" in analysis.reads
                 else []
             ),
-            data=lambda w, reads=analysis.reads: (
-                data_file(w.variant) if "data" in reads else []
+            data=lambda w, name=name, reads=analysis.reads: (
+                analysis_data_file(name, "data", w.variant) if "data" in reads else []
             ),
             checkpoints=(
                 expand(
@@ -35,7 +36,7 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
                 if "checkpoints" in analysis.reads
                 else []
             ),
-            ood=ood_file() if "ood" in analysis.reads else [],
+            ood=analysis_data_file(name, "ood") if "ood" in analysis.reads else [],
         output:
             [
                 f"{STUDY_DIR}/{analysis.folder}/{{variant}}/{analysis.file(output)}"
@@ -115,7 +116,10 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
                 else []
             ),
         output:
-            [f"{STUDY_DIR}/{analysis.folder}/{analysis.file(o)}" for o in analysis.outputs],
+            [
+                f"{STUDY_DIR}/{analysis.folder}/{analysis.file(o)}"
+                for o in analysis.outputs
+            ],
         log:
             f"{STUDY_DIR}/logs/{name}.log",
         conda:

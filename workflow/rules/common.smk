@@ -14,6 +14,7 @@ from hourglass.analyses.registry import ANALYSES
 from hourglass.data import DATASETS
 from hourglass.findings import FINDINGS
 from hourglass.config import (
+    ANALYSIS_DATA,
     check_config,
     check_measures,
     data_key,
@@ -63,13 +64,18 @@ def to_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-# The outliers analysis's out-of-distribution images: a data setting of their own.
-OOD_SETTING = config["analyses"].get("outliers", {}).get("ood")
-# One data file per distinct data setting of the variants (and the outliers').
+# Data settings of analyses' own (the outliers' out-of-distribution images,
+# the probes' labelled ones), by analysis and key (config.ANALYSIS_DATA).
+ANALYSIS_SETTINGS = {
+    (analysis, key): config["analyses"][analysis][key]
+    for analysis, key in ANALYSIS_DATA
+    if key in config["analyses"].get(analysis, {})
+}
+# One data file per distinct data setting of the variants and the analyses.
 DATA_SETTINGS = {
     data_key(setting): setting
     for setting in [config["variants"][v]["data"] for v in VARIANTS]
-    + [OOD_SETTING] * (OOD_SETTING is not None)
+    + list(ANALYSIS_SETTINGS.values())
 }
 
 
@@ -78,9 +84,14 @@ def data_file(variant):
     return f"{STUDY_DIR}/data/{data_key(config['variants'][variant]['data'])}.h5"
 
 
-def ood_file():
-    """The data file of the outliers analysis's out-of-distribution images."""
-    return f"{STUDY_DIR}/data/{data_key(OOD_SETTING)}.h5"
+def analysis_data_file(analysis, key, variant=None):
+    """The data file of an analysis's own data setting `key`; where it sets
+    none, that of `variant` (the probes read a variant's own images unless
+    told others)."""
+    setting = ANALYSIS_SETTINGS.get((analysis, key))
+    if setting is None:
+        return data_file(variant)
+    return f"{STUDY_DIR}/data/{data_key(setting)}.h5"
 
 
 wildcard_constraints:

@@ -1,7 +1,9 @@
 """Linear probes (Manakov et al.): how much of the labels a linear model
 reads off each seed's bottleneck code, against the raw pixels as the
 baseline, on images the autoencoder trained on (seen: the variant's training
-split) and on images it never saw (unseen: its test split).
+split) and on images it never saw (unseen: its test split). Given images of
+their own (`data`, e.g. STL-10's labelled split for models trained on its
+unlabelled one), the probes read that setting's test split, unseen only.
 
 Per probe seed the images are split 60/20/20 (stratified); a logistic
 regression (scikit-learn's SGDClassifier with the log loss, on standardised
@@ -96,7 +98,10 @@ def run(checkpoints, data, settings, out, threads=1):
     torch.set_num_threads(threads)
     metric = "auroc" if settings["target"] == "factors" else "macro_f1"
     images = {}
-    for name, split in (("seen", "train"), ("unseen", "test")):
+    # images of another data setting: none seen in training, its test split probed
+    splits = (("unseen", "test"),) if settings.get("data") else (("seen", "train"),
+                                                                 ("unseen", "test"))
+    for name, split in splits:
         x = load_split(data, split)[0]
         keep = np.arange(min(len(x), settings["images"]))
         images[name] = (x[keep], targets_of(data, split, keep, settings["target"]))

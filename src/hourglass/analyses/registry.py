@@ -39,8 +39,9 @@ class Analysis:
     """description: one line for people; folder: where under results/{study}/
     its tables go; reads: what its function reads, in the order it takes them:
     'activations' (every seed's at every checkpoint; of a study, the final
-    ones of every variant), 'data' (the variant's data file), 'metrics' (every
-    seed's metrics.csv), 'checkpoints' (every seed's final one), 'ood' (the
+    ones of every variant), 'data' (the variant's data file, or that of the
+    analysis's own `data` setting where it has one), 'metrics' (every seed's
+    metrics.csv), 'checkpoints' (every seed's final one), 'ood' (the
     data file of the analysis's out-of-distribution setting); tables: the CSV
     tables its function writes (one file each, per variant); arrays: the
     image files it writes (hourglass.io.write_images: grids of images, which
