@@ -2,7 +2,11 @@
 # make report: the same, then the study's report, results/{study}/report.html.
 #   Both take CONFIG=configs/x.yaml (or CONFIG="x.yaml y.yaml") for another
 #   study, as snakemake's --configfile does.
-# make test: the same set-up, then the test suite but for the cluster test.
+# make test: the same set-up, then the test suite but for the cluster test
+#   and the fault tests.
+# make test-faults: the same set-up, then the tests that kill, resume or
+#   break runs on purpose (Snakemake and its jobs killed at every stage,
+#   trainings killed and resumed, seeds that diverge).
 # make test-cluster: the same set-up, then the study on a private SLURM
 #   cluster the test starts (tests/cluster/slurm-up; as root it installs
 #   Debian's slurm-wlm and munge when missing).
@@ -19,7 +23,7 @@ STUDY = $(shell $(BIN)/python -c 'import sys, yaml; \
 	print([s for f in sys.argv[1:] for s in [yaml.safe_load(open(f)).get("study")] if s][-1])' \
 	$(or $(CONFIG),config.yaml))
 
-.PHONY: run report test test-cluster
+.PHONY: run report test test-faults test-cluster
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -34,7 +38,10 @@ report: run
 	snakemake $(CONFIGFILE) --report results/$(STUDY)/report.html
 
 test: $(STAMP)
-	pytest -m "not cluster"
+	pytest -m "not cluster and not faults"
+
+test-faults: $(STAMP)
+	pytest -m faults
 
 test-cluster: $(STAMP)
 	pytest -m cluster -s

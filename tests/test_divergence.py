@@ -11,7 +11,7 @@ from hourglass.io import read_matrix
 from conftest import copy_of, snakemake
 from test_workflow import ALL_FIGURE_JOBS, GATHER_CONSISTENCY, MEASURES, planned_jobs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 # Under tiny.yaml's settings this learning rate sends seed 1 of latent4 (and
 # no other) to an infinite loss in its first epoch: deterministic on CPU.
 DIVERGING = "variants: {latent4: {model: {latent: 4}, training: {lr: 1500000.0}}}\n"

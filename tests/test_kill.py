@@ -17,7 +17,7 @@ import pytest
 
 import killing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 # The write cut short in each stage: for jobs with several outputs, one that
 # comes after others are already in place under their final names.

@@ -19,6 +19,8 @@ import killing
 from conftest import REPO
 from hourglass.activations import record
 
+pytestmark = pytest.mark.faults  # trainings killed and resumed: make test-faults
+
 # Wide layers make an epoch take long enough to be killed in the middle.
 SETTINGS = {
     "variant": "wide",

@@ -12,7 +12,7 @@ import pytest
 import killing
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 TRAININGS = len(killing.SEEDS) * len(killing.VARIANTS)
 
 

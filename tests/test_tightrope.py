@@ -110,7 +110,7 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     snakemake(root, "--configfile", "cae_tiny.yaml")
     study = root / "results" / "cae_tiny"
     runs = pd.read_csv(study / "losses" / "runs.csv")
-    assert len(runs) == 6 * 2 and set(runs["area"]) == {"S", "M", "L"}
+    assert len(runs) == 4 * 2 and set(runs["area"]) == {"S", "M", "L"}
     assert set(runs["compression"]) == {0.25, 0.5}
     # one run by hand from its metrics
     own = pd.read_csv(study / "L_half" / "seed1" / "metrics.csv")
@@ -119,31 +119,31 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     assert row["min_test_loss"] == pytest.approx(trained["test_loss"].min())
     assert row["min_test_epoch"] == trained.loc[trained["test_loss"].idxmin(), "epoch"]
     curves = pd.read_csv(study / "losses" / "curves.csv")
-    assert len(curves) == 12 * 3  # epochs 0, 1, 2 of every run
+    assert len(curves) == 8 * 3  # epochs 0, 1, 2 of every run
     tests = pd.read_csv(study / "losses" / "tests.csv")
     assert len(tests) == 2 * 3 + 2 * 1  # (min test loss, first epoch) x pairs of areas, of compressions
     outliers = pd.read_csv(study / "outliers" / "outliers.csv")
-    assert len(outliers) == 12 and (outliers["inliers"] == 360).all()
+    assert len(outliers) == 8 and (outliers["inliers"] == 360).all()
     assert (outliers["outliers"] == 300).all() and outliers["auroc"].between(0, 1).all()
     # one seed's AUROC again from its model and both data files
     from hourglass.analyses.outliers import detection_row, image_errors
     from hourglass.checks import load_checkpoint
     from hourglass.data import load_split
 
-    model, _ = load_checkpoint(study / "M_half" / "seed0" / "checkpoints" / "final.pt")
+    model, _ = load_checkpoint(study / "M_quarter" / "seed0" / "checkpoints" / "final.pt")
     data = {path.name: path for path in (study / "data").iterdir()}
     inliers = load_split(next(p for n, p in data.items() if n.startswith("digits")), "test")[0]
     ood = load_split(next(p for n, p in data.items() if n.startswith("fashion")), "test")[0]
     expected = detection_row(image_errors(model, inliers), image_errors(model, ood))
-    row = outliers[(outliers["variant"] == "M_half") & (outliers["seed"] == 0)].iloc[0]
+    row = outliers[(outliers["variant"] == "M_quarter") & (outliers["seed"] == 0)].iloc[0]
     assert row["auroc"] == pytest.approx(expected["auroc"], rel=1e-9)  # as the CSV holds it
-    assert row["area"] == "M" and row["compression"] == 0.5
+    assert row["area"] == "M" and row["compression"] == 0.25
     findings = pd.read_csv(study / "findings.csv")
     assert list(findings["check"]) == ["area_lowers_test_error", "area_speeds_training",
                                        "small_area_detects_outliers", "codes_beat_pixels"]
     probes = pd.read_csv(study / "probes" / "probes.csv")
     # per variant: (2 seeds' codes + the pixels) x seen, unseen, one probe seed, the classes
-    assert len(probes) == 6 * 3 * 2 and probes["value"].between(0, 1).all()
+    assert len(probes) == 4 * 3 * 2 and probes["value"].between(0, 1).all()
     assert (probes["metric"] == "macro_f1").all() and probes["undefined"].isna().all()
     assert set(findings["held"]) <= {"yes", "no", "undefined"}
     # the copy measures of one seed again from its model, on the first 100 test images
@@ -151,9 +151,9 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     from hourglass.io import read_images
 
     copies = pd.read_csv(study / "copy" / "copy.csv")
-    assert len(copies) == 12 and copies["svcca"].between(0, 1).all()
+    assert len(copies) == 8 and copies["svcca"].between(0, 1).all()
     expected = copy_row(model, inliers[:100], points=500, seed=0)
-    row = copies[(copies["variant"] == "M_half") & (copies["seed"] == 0)].iloc[0]
+    row = copies[(copies["variant"] == "M_quarter") & (copies["seed"] == 0)].iloc[0]
     assert row["svcca"] == pytest.approx(expected["svcca"], rel=1e-9)
     assert row["test_mse"] == pytest.approx(expected["test_mse"], rel=1e-6)
     # the walks: every variant in the config's order, each seed's grid
@@ -164,7 +164,7 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     for figure in ("losses", "loss_curves", "outliers", "probes", "copy", "interpolation",
                    "iteration"):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 10_000
-    log = (study / "logs" / "train" / "S_half" / "seed0.log").read_text()
+    log = (study / "logs" / "train" / "S_quarter" / "seed0.log").read_text()
     assert "cae: " in log and " parameters" in log
     # probes of labelled images of their own (STL-10's for its unlabelled
     # split, here digits of other classes): its test split, unseen only, and
@@ -172,12 +172,12 @@ def test_the_tightrope_study_end_to_end(workflow_copy):
     (root / "probe_data.yaml").write_text(
         "analyses: {probes: {data: {dataset: digits, pad: 4, classes: [0, 1, 2], "
         "probe_size: 30}}}\n")
-    trained = study / "S_half" / "seed0" / "checkpoints" / "final.pt"
+    trained = study / "S_quarter" / "seed0" / "checkpoints" / "final.pt"
     before = trained.stat().st_mtime_ns
     snakemake(root, "--configfile", "cae_tiny.yaml", "probe_data.yaml")
     assert trained.stat().st_mtime_ns == before
     probes = pd.read_csv(study / "probes" / "probes.csv")
-    assert len(probes) == 6 * 3 and set(probes["images"]) == {"unseen"}
+    assert len(probes) == 4 * 3 and set(probes["images"]) == {"unseen"}
     assert probes["value"].between(0, 1).all()
 
 
