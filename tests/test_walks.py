@@ -55,6 +55,13 @@ def test_a_decoder_cannot_start_where_a_later_layer_reads_an_earlier_one():
                        "activation": "relu", "init": "glorot_uniform"}, (1, 8, 8))
     with pytest.raises(ValueError, match="layer logvar reads encoder1, not only layers from mean"):
         vae.decode("mean", torch.zeros(1, 2))
+    # from before the heads, the code is the mean, as records without noise
+    x = images(3)
+    with torch.no_grad():
+        layers = vae.layers(x)
+        decoded = vae.decode("encoder1", layers["encoder1"])
+    assert torch.equal(decoded["sampled"], layers["mean"])
+    assert torch.equal(decoded["output"], layers["output"])
 
 
 def test_image_files_keep_the_variants_order_and_say_which_seed_diverged(tmp_path):
@@ -79,12 +86,17 @@ def test_a_code_that_copies_its_patches_scores_one_and_one_that_does_not_less():
                           ("output", "output", nn.PixelShuffle(4))])
     code, patches = code_and_patches(copier, x)
     assert code.shape == (40 * 2 * 2, 16) and np.array_equal(code, patches)
-    row = copy_row(copier, x, points=100, seed=0)
-    assert row["points"] == 100 and row["test_mse"] == 0 and row["undefined"] == ""
+    # 160 points of 16 values: the 10 per value SVCCA needs
+    row = copy_row(copier, x, seed=0, batch=50)
+    assert row["points"] == 160 and row["mse"] == 0 and row["undefined"] == ""
     assert row["svcca"] == pytest.approx(1) and row["linear_cka"] == pytest.approx(1)
     # an untrained cae of 2 x 2 positions is no such copy of 8 x 8 images
-    row = copy_row(cae(), x, points=100, seed=0)
-    assert row["svcca"] < 0.9 and row["test_mse"] > 0.01
+    row = copy_row(cae(), x, seed=0, batch=50)
+    assert row["svcca"] < 0.9 and row["mse"] > 0.01
+    # too few points for their values: SVCCA undefined, CKA still estimated
+    row = copy_row(copier, x[:30], seed=0)
+    assert np.isnan(row["svcca"]) and row["linear_cka"] == pytest.approx(1)
+    assert row["undefined"].startswith("120 points for 16 values per point: SVCCA leans")
 
 
 def test_the_copy_analysis_refuses_a_flat_code():

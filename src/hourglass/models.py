@@ -82,7 +82,9 @@ class Autoencoder(nn.Module):
             if any(read not in out for read in reads):
                 raise ValueError(f"layer {name} reads {', '.join(reads)}, not only layers from "
                                  f"{layer} on: the model cannot be decoded from {layer}")
-            x = self.stages[name](*([out[read] for read in reads] or [x]))
+            stage, inputs = self.stages[name], [out[read] for read in reads] or [x]
+            # a VAE's code decoded from before it: its mean, as records without noise
+            x = stage(*inputs, None) if isinstance(stage, Reparameterise) else stage(*inputs)
             out[name] = x
         return out
 

@@ -960,9 +960,10 @@ def outliers_heatmap(outliers, paths, dpi=150):
 
 
 def copy_heatmap(copies, paths, dpi=150):
-    """The copy analysis's grid: how copy-like each code is, and the test error."""
-    grid_heatmaps(copies, {"svcca": "SVCCA, code vs its patches", "linear_cka":
-                           "linear CKA, code vs its patches", "test_mse": "test MSE"}, paths, dpi)
+    """The copy analysis's grid: how copy-like each code is, and the error on its images."""
+    grid_heatmaps(copies, {"svcca": "SVCCA, code vs its patches",
+                           "linear_cka": "linear CKA, code vs its patches",
+                           "mse": "MSE on these images"}, paths, dpi)
 
 
 def image_grid(variants, paths, dpi=150, seed=None):

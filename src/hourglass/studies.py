@@ -132,9 +132,9 @@ analyses:
     # threshold: 0.01    # the training loss whose first epoch below it is the speed
     # grid: [area, compression]  # two model settings: the heatmaps' rows and columns
   # copy:                # is a convolutional code a copy? SVCCA and linear CKA of
-    # images: 500        # each position's code and its patch of these test images,
-    # points: 2000       # at this many (image, position) points
-    # seed: 0            # drawn with this seed
+    # images: 500        # each position's code and its patch of these test images
+    # seed: 0            # orders the points (CKA's minibatches)
+    # grid: [area, compression]  # two model settings: the figure's rows and columns
   # interpolation:       # decode codes interpolated between pairs of test images
     # pairs: 2           # how many pairs, a row each
     # steps: 8           # points from one code to the other, both included

@@ -3,8 +3,8 @@
 # every seed's activations at every checkpoint, the variant's data file (or
 # the analysis's own), every seed's final checkpoint, the
 # out-of-distribution data file; and
-# writes the analysis's tables (and image files); a local job per table
-# gathers them over the variants. Of an analysis of the study, one job reads every
+# writes the analysis's tables (and image files); a local job per table or
+# image file gathers them over the variants. Of an analysis of the study, one job reads every
 # variant's final activations or every seed's metrics, as the analysis reads
 # (and no data file), and writes the study's tables.
 for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:

@@ -49,12 +49,12 @@ def iterate(model, x, iterations, every):
     return torch.stack(kept, 1).numpy()
 
 
-def test_images(data, count, setting):
-    """The first `count` test images of the data file, or a clear error."""
-    x = load_split(data, "test")[0]
+def first_images(data, count, setting, split="test"):
+    """The first `count` images of a split of the data file, or a clear error."""
+    x = load_split(data, split)[0]
     if len(x) < count:
-        raise ValueError(f"{setting} asks for {count} test images, but {data} holds {len(x)}; "
-                         "ask for fewer")
+        raise ValueError(f"{setting} asks for {count} {split} images, but {data} holds "
+                         f"{len(x)}; ask for fewer")
     return x[:count]
 
 
@@ -78,7 +78,7 @@ def interpolation(checkpoints, data, settings, out, threads=1):
     (the 1st and 2nd, the 3rd and 4th, ...) interpolated in `steps` points."""
     torch.set_num_threads(threads)
     pairs, steps = settings["pairs"], settings["steps"]
-    x = test_images(data, 2 * pairs, f"analyses.interpolation.pairs: {pairs} pairs")
+    x = first_images(data, 2 * pairs, f"analyses.interpolation.pairs: {pairs} pairs")
     columns = ["image a", *(f"t={t:.2g}" for t in np.linspace(0, 1, steps)), "image b"]
     write_grids(checkpoints, settings, out["interpolation"], lambda model: np.stack(
         [interpolate(model, x[2 * k], x[2 * k + 1], steps) for k in range(pairs)]), columns)
@@ -88,7 +88,7 @@ def iteration(checkpoints, data, settings, out, threads=1):
     """Image file `iteration`: per seed, a row per test image and its
     reconstructions fed back `iterations` times, every `every`th shown."""
     torch.set_num_threads(threads)
-    x = test_images(data, settings["images"], "analyses.iteration.images")
+    x = first_images(data, settings["images"], "analyses.iteration.images")
     columns = ["image", *(f"{step}" for step in iteration_steps(settings["iterations"],
                                                                 settings["every"])[1:])]
     write_grids(checkpoints, settings, out["iteration"],
