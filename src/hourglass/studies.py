@@ -124,6 +124,7 @@ analyses:
     # target: classes    # macro-F1 of the classes, or factors: AUROC of each factor
     # images: 2000       # the first this many training (seen) and test (unseen) images
     # seeds: [0, 1, 2]   # the probes' seeds (split and initialisation)
+    # data: {dataset: stl10}  # labelled images of their own (unseen only)
     # grid: [area, compression]  # two model settings: the figure's rows and columns
   # outliers:            # reconstruction errors as outlier scores: the AUROC of
     # ood: {dataset: digits, resize: 32, probe_size: 100}  # these test images against the variant's
@@ -134,6 +135,7 @@ analyses:
   # copy:                # is a convolutional code a copy? SVCCA and linear CKA of
     # images: 500        # each position's code and its patch of these test images
     # seed: 0            # orders the points (CKA's minibatches)
+    # split: test        # or train, where the test split is too small
     # grid: [area, compression]  # two model settings: the figure's rows and columns
   # interpolation:       # decode codes interpolated between pairs of test images
     # pairs: 2           # how many pairs, a row each
