@@ -439,16 +439,17 @@ def loss_problems(config, schema):
 
 
 def grid_problems(config, schema):
-    """A grid (analyses.losses.grid, .probes.grid, .outliers.grid, ...) naming
-    settings some variant has not: the losses' may name model or data
+    """A grid (analyses.losses.grid, .probes.grid, ...: any analysis's
+    `grid`) naming settings some variant has not: the losses' may name model or data
     settings, the others' (read from the checkpoints) model settings only."""
     analyses = config.get("analyses", {})
     problems = []
-    for analysis, data_too in (("losses", True), ("probes", False), ("outliers", False),
-                               ("copy", False), ("interpolation", False), ("iteration", False)):
-        if analysis not in analyses:
+    for analysis in analyses:
+        properties = (schema["properties"]["analyses"]["properties"].get(analysis, {})
+                      .get("properties", {}))
+        if "grid" not in properties:
             continue
-        properties = schema["properties"]["analyses"]["properties"][analysis]["properties"]
+        data_too = analysis == "losses"  # read from metrics.csv, not from checkpoints
         grid = analyses[analysis].get("grid", properties["grid"]["default"])
         for name, variant in resolve_variants(config, schema).items():
             architecture = architecture_of(variant["model"], schema)

@@ -64,18 +64,15 @@ class Autoencoder(nn.Module):
     def layers(self, x, noise=None):
         """Every layer's activations for input `x`, in order, keyed by name;
         `noise` is the generator a sampled code draws from (Reparameterise)."""
-        out = {"input": x}
-        for name, stage in self.stages.items():
-            inputs = [out[read] for read in self.reads[name]] or [x]
-            x = stage(*inputs, noise) if isinstance(stage, Reparameterise) else stage(*inputs)
-            out[name] = x
-        return out
+        return self.decode("input", x, noise)
 
-    def decode(self, layer, value):
-        """The layers after `layer` computed from its activations `value` (a
-        code edited or interpolated), in order, keyed by name: the decoder
-        alone. Only where no later stage reads a layer before `layer`."""
-        names = list(self.stages)
+    def decode(self, layer, value, noise=None):
+        """`layer`'s activations `value` (a code edited or interpolated) and
+        every layer after it computed from them, in order, keyed by name: the
+        decoder alone. Only where no later stage reads a layer before
+        `layer`; a VAE decoded from before its code draws from `noise` (None:
+        the mean, as records without noise)."""
+        names = ["input", *self.stages]
         out, x = {layer: value}, value
         for name in names[names.index(layer) + 1:]:
             reads = self.reads[name]
@@ -83,8 +80,7 @@ class Autoencoder(nn.Module):
                 raise ValueError(f"layer {name} reads {', '.join(reads)}, not only layers from "
                                  f"{layer} on: the model cannot be decoded from {layer}")
             stage, inputs = self.stages[name], [out[read] for read in reads] or [x]
-            # a VAE's code decoded from before it: its mean, as records without noise
-            x = stage(*inputs, None) if isinstance(stage, Reparameterise) else stage(*inputs)
+            x = stage(*inputs, noise) if isinstance(stage, Reparameterise) else stage(*inputs)
             out[name] = x
         return out
 

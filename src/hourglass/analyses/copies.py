@@ -26,13 +26,13 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from hourglass.analyses.probes import code_layer
+from hourglass.analyses.outliers import image_errors
+from hourglass.analyses.probes import code_layer, codes
 from hourglass.analyses.walks import first_images
 from hourglass.checks import load_checkpoint
 from hourglass.io import write_table
 from hourglass.similarity import MinibatchCKA, svcca
 
-BATCH = 256
 CKA_BATCH = 1000  # points per minibatch of the CKA estimate
 POINTS_PER_VALUE = 10
 
@@ -40,11 +40,9 @@ POINTS_PER_VALUE = 10
 def code_and_patches(model, x):
     """The code of each image of `x` and its patches (space-to-depth),
     each as (images * positions) x values."""
-    layer = code_layer(model)
-    with torch.no_grad():
-        code = torch.cat([model.layers(xb)[layer] for xb in x.split(BATCH)])
+    code = codes(model, x)
     if code.dim() != 4:
-        raise ValueError(f"the code {layer} is not a map of positions (its shape is "
+        raise ValueError(f"the code {code_layer(model)} is not a map of positions (its shape is "
                          f"{tuple(code.shape[1:])}): the copy analysis needs a convolutional "
                          "bottleneck (model.architecture: cae)")
     side = x.shape[-1] // code.shape[-1]
@@ -66,10 +64,8 @@ def copy_row(model, x, seed, batch=CKA_BATCH):
     code, patches = code_and_patches(model, x)
     order = np.random.default_rng(seed).permutation(len(code))
     code, patches = code[order], patches[order]
-    with torch.no_grad():
-        mse = float(torch.cat([(model(xb) - xb).pow(2).flatten(1).mean(1)
-                               for xb in x.split(BATCH)]).mean())
-    row = dict(points=len(code), svcca=np.nan, linear_cka=np.nan, mse=mse, undefined="")
+    row = dict(points=len(code), svcca=np.nan, linear_cka=np.nan,
+               mse=float(image_errors(model, x).mean()), undefined="")
     values = max(code.shape[1], patches.shape[1])
     if len(code) < POINTS_PER_VALUE * values:
         row["undefined"] = (f"{len(code)} points for {values} values per point: SVCCA leans "

@@ -36,11 +36,16 @@ def code_layer(model):
     return codes[-1]
 
 
-def encode(model, x):
-    """The flattened code of each image of `x`."""
+def codes(model, x):
+    """The code (the bottleneck layer, code_layer) of each image of `x`, in batches."""
     layer = code_layer(model)
     with torch.no_grad():
-        return torch.cat([model.layers(xb)[layer].flatten(1) for xb in x.split(BATCH)]).numpy()
+        return torch.cat([model.layers(xb)[layer] for xb in x.split(BATCH)])
+
+
+def encode(model, x):
+    """The flattened code of each image of `x`."""
+    return codes(model, x).flatten(1).numpy()
 
 
 def probe_scores(features, targets, probe_seed, metric):

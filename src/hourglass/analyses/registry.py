@@ -236,8 +236,9 @@ ANALYSES = {
         tables=("copy",),
         run="hourglass.analyses.copies:run",
         settings=lambda config: dict(config["analyses"]["copy"]),
-        modules=("analyses/copies.py", "analyses/walks.py", "analyses/probes.py", "similarity",
-                 "checks.py", "models.py", "data.py", "io.py"),
+        modules=("analyses/copies.py", "analyses/walks.py", "analyses/probes.py",
+                 "analyses/outliers.py", "similarity", "checks.py", "models.py", "data.py",
+                 "io.py"),
         figures={
             "copy": Figure("how copy-like each code is, over the grid", "3. Copy",
                            ("copy",), "copy_heatmap"),
