@@ -6,7 +6,8 @@
 #   and the fault tests.
 # make test-faults: the same set-up, then the tests that kill, resume or
 #   break runs on purpose (Snakemake and its jobs killed at every stage,
-#   trainings killed and resumed, seeds that diverge).
+#   trainings killed and resumed, seeds that diverge), and the test that
+#   holds their serial reference run against an older version's tables.
 # make test-cluster: the same set-up, then the study on a private SLURM
 #   cluster the test starts (tests/cluster/slurm-up; as root it installs
 #   Debian's slurm-wlm and munge when missing).

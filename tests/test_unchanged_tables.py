@@ -10,7 +10,11 @@ come from the seeded generator on any machine, so its tables differ across
 CPUs only in float32 rounding (under 1e-7 measured), while trained weights
 drift apart over training on another CPU (RC by up to 0.05), which would
 make a golden of them hold on one machine alone. On the machine that wrote
-them the tables were byte-identical (first version of this test)."""
+them the tables were byte-identical (first version of this test).
+
+It reads the serial run of tests/killing.py's study that the kill tests
+hold their killed runs against, so it runs beside them (`make test-faults`):
+one pytest process makes that run once."""
 
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pytest
 
 import killing
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 GOLDEN = Path(__file__).resolve().parent / "golden" / "stress"
 ROUNDING = 1e-5  # float32 rounding of the activations, carried through RC and MDS
 
