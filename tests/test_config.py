@@ -27,6 +27,21 @@ def test_the_strict_loader_is_a_safe_loader():
     assert issubclass(StrictLoader, yaml.SafeLoader)
 
 
+def test_checking_a_config_imports_no_torch_unless_a_model_must_be_built():
+    """Every Snakemake run and dry run checks the config first: torch takes
+    seconds to import, and only VAE heads and cae bottlenecks need a model
+    built to check."""
+    import subprocess
+    import sys
+
+    code = ("import sys, yaml; from hourglass.config import check_config; "
+            f"check_config(yaml.safe_load(open({str(REPO / 'tests' / 'tiny.yaml')!r})), "
+            f"{str(SCHEMA)!r}); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env={"PYTHONPATH": str(REPO / "src")})
+    assert result.stdout.strip() == "False"
+
+
 def test_tiny_config_passes():
     check_config(TINY, SCHEMA)
     check_measures(TINY["similarity"]["measures"])

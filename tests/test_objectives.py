@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hourglass.data import load_split
-from hourglass.objectives import OBJECTIVES, Batch, objective_loss
+from hourglass.losses import Batch
+from hourglass.objectives import OBJECTIVES, objective_loss
 from hourglass.train import EVAL_NOISE, evaluate, load_checkpoint, noise_stream, train
 
 # Two 1 x 1 x 2 images and what a model made of them.

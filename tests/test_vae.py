@@ -11,8 +11,9 @@ import torch
 
 from hourglass.activations import record
 from hourglass.models import ROLES, Reparameterise, build_model
-from hourglass.objectives import (Batch, capacity, dip_covariance_penalty, kl_per_dimension,
-                                  objective_loss, total_correlation)
+from hourglass.losses import (Batch, capacity, dip_covariance_penalty, kl_per_dimension,
+                              total_correlation)
+from hourglass.objectives import objective_loss
 from hourglass.train import train
 
 VAE_FC = dict(architecture="vae_fc", widths=[16, 8], latent=3, activation="relu",

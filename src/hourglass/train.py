@@ -27,7 +27,8 @@ from hourglass import __version__
 from hourglass.data import load_split
 from hourglass.io import FORMAT_VERSION, atomic_path
 from hourglass.models import architecture, build_model
-from hourglass.objectives import Batch, objective_loss
+from hourglass.losses import Batch
+from hourglass.objectives import objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
 
