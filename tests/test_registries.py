@@ -8,7 +8,8 @@ import yaml
 from conftest import REPO
 from hourglass.data import DATASETS
 from hourglass.models import ACTIVATIONS, INITS, MODELS
-from hourglass.objectives import OBJECTIVES, builder
+from hourglass.objectives import OBJECTIVES
+from hourglass.references import function_at
 from hourglass.similarity import MEASURES
 
 SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
@@ -46,8 +47,8 @@ def test_schema_lists_the_registered_objectives_and_their_typed_options():
     branches = {branch["if"]["properties"]["name"]["const"]: branch["then"]
                 for branch in objective["allOf"]}
     assert list(branches) == list(OBJECTIVES)
-    for name in OBJECTIVES:
-        options = inspect.signature(builder(name)).parameters.values()
+    for name, entry in OBJECTIVES.items():
+        options = inspect.signature(function_at(entry.build)).parameters.values()
         branch = branches[name]
         assert branch["additionalProperties"] is False
         assert {key: schema.get("type") for key, schema in branch["properties"].items()

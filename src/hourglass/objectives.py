@@ -9,9 +9,10 @@ it (as the analyses registry does), so that checking a config at start-up
 reads the registry without importing torch, which takes seconds.
 """
 
-import importlib
 import inspect
 from dataclasses import dataclass
+
+from hourglass.references import function_at
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,6 @@ OBJECTIVES = {
 }
 
 
-def builder(name):
-    """The function that builds objective `name`'s `Loss` from its options."""
-    module, function = OBJECTIVES[name].build.split(":")
-    return getattr(importlib.import_module(module), function)
-
-
 def objective_loss(objective):
     """The `Loss` of `training.objective` ({name: ..., options...}); ValueError
     naming the key for an unknown objective or options it does not take. (The
@@ -67,7 +62,7 @@ def objective_loss(objective):
     if name not in OBJECTIVES:
         known = "; ".join(f"{key}: {entry.description}" for key, entry in OBJECTIVES.items())
         raise ValueError(f"training.objective.name {name!r} is not known; known: {known}")
-    build = builder(name)
+    build = function_at(OBJECTIVES[name].build)
     signature = inspect.signature(build)
     try:
         signature.bind(**options)

@@ -14,11 +14,11 @@ imports nothing heavy (no torch, no analysis module): the Snakefile and
 every figure job read it at start-up.
 """
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hourglass.config import probe_key  # config imports this module only inside functions
+from hourglass.references import function_at
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,5 @@ def run_analysis(name, inputs, settings, out, threads=1):
     study scope every variant's), `inputs` holding the paths of each kind it
     reads: its function, imported only now."""
     analysis = ANALYSES[name]
-    module, function = analysis.run.split(":")
-    getattr(importlib.import_module(module), function)(
+    function_at(analysis.run)(
         *(inputs[read] for read in analysis.reads), settings, out, threads)
