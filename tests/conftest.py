@@ -52,7 +52,8 @@ def workflow_copy(tmp_path_factory):
         for entry in ("Snakefile", "config.yaml", "envs", "workflow", "src"):
             src = REPO / entry
             (shutil.copytree if src.is_dir() else shutil.copy)(src, root / entry)
-        for study in ("tiny.yaml", "latent_tiny.yaml", "vae_tiny.yaml", "cae_tiny.yaml"):
+        for study in ("tiny.yaml", "latent_tiny.yaml", "vae_tiny.yaml", "cae_tiny.yaml",
+                      "inversion_tiny.yaml"):
             shutil.copy(REPO / "tests" / study, root / study)
         return root
     return copy

@@ -35,5 +35,7 @@ def copy(workflow_copy):
 @pytest.mark.parametrize("study", STANDS_ALONE)
 def test_every_study_plans_its_jobs_and_findings(copy, study):
     dry = snakemake(copy, "-n", "--configfile", study).stdout
-    assert "rule train:" in dry and "rule figure:" in dry
+    # a study of library networks only (the inversion of ResNets) trains nothing
+    trains = "variants: {}" not in (REPO / study).read_text()
+    assert ("rule train:" in dry) == trains and "rule figure:" in dry
     assert ("rule findings:" in dry) == ("findings:" in (REPO / study).read_text())

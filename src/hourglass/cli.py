@@ -51,11 +51,13 @@ def stage_analysis(args):
     if len(args.out) != len(analysis.outputs):
         raise ValueError(f"analysis {args.name!r} writes {', '.join(map(analysis.file, analysis.outputs))}: "
                          f"give one --out path for each, in that order (got {len(args.out)})")
-    inputs = {"activations": args.activations, "data": args.data[0] if args.data else None,
-              "metrics": args.metrics, "checkpoints": args.checkpoints,
+    study = analysis.scope == "study"  # of every variant's files: of a study of none, none
+    inputs = {"activations": args.activations, "metrics": args.metrics,
+              "checkpoints": args.checkpoints, "untrained": args.untrained,
+              "data": args.data if study else (args.data[0] if args.data else None),
               "ood": args.ood[0] if args.ood else None}
     missing = [read for read in analysis.reads if not inputs[read]]
-    if missing:
+    if missing and not study:
         raise ValueError(f"analysis {args.name!r} reads {', '.join(analysis.reads)}: give "
                          + ", ".join(f"--{read}" for read in missing))
     run_analysis(args.name, inputs, args.settings, dict(zip(analysis.outputs, args.out)),
@@ -247,6 +249,8 @@ def add_stage_commands(sub):
                    help="the variant's data file, for analyses that read it")
     s.add_argument("--metrics", nargs="*", default=[], type=Path,
                    help="every seed's metrics.csv, for analyses that read them")
+    s.add_argument("--untrained", nargs="*", default=[], type=Path,
+                   help="every seed's checkpoint 0, where the analysis reads them")
     s.add_argument("--checkpoints", nargs="*", default=[], type=Path,
                    help="every seed's final checkpoint, for analyses that read them")
     s.add_argument("--ood", nargs="*", default=[], type=Path,

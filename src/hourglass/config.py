@@ -274,7 +274,8 @@ def check_config(config, schema_path):
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
                 + loss_problems(config, schema) + role_problems(config, schema)
                 + shape_problems(config, schema) + grid_problems(config, schema)
-                + findings_problems(config, schema) + latent_problems(config, schema))
+                + findings_problems(config, schema) + latent_problems(config, schema)
+                + inversion_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -337,6 +338,8 @@ def data_problems(config, schema):
     from hourglass.data import setting_problems
 
     settings = data_settings(config, schema)
+    if not config["variants"]:  # a study of library networks only reads no data setting
+        settings.pop("data")
     analyses = config.get("analyses", {})
     own = {f"analyses.{analysis}.{key}": analyses[analysis][key]
            for analysis, key in ANALYSIS_DATA if key in analyses.get(analysis, {})}
@@ -417,6 +420,86 @@ def latent_problems(config, schema):
         if layer not in layers:
             problems.append(f"analyses.latent.layer: variant {name!r} has no layer {layer!r}; its "
                             f"layers are {', '.join(layers)} (null: the last bottleneck layer)")
+    return problems
+
+
+def inversion_problems(config, schema):
+    """A study of no variants that inverts no networks either; the inversion
+    of variants without checkpoint 0 (their untrained models) or of seeds the
+    study does not train; a network given another architecture's settings;
+    photographs from a folder that is not there."""
+    inversion = config.get("analyses", {}).get("inversion")
+    networks = (inversion or {}).get("networks") or {}
+    if not config.get("variants") and not networks:
+        return ["variants: none given; a study trains at least one variant (only "
+                "analyses.inversion.networks, library networks, run without)"]
+    if inversion is None:
+        return []
+    problems = []
+    if config["variants"] and 0 not in config.get("checkpoints", []):
+        problems.append("analyses.inversion inverts each variant's model untrained, its "
+                        "checkpoint 0, which checkpoints: lacks; add 0 to checkpoints:")
+    missing = sorted(set(inversion.get("seeds", [0])) - set(config.get("seeds", [])))
+    if config["variants"] and missing:
+        problems.append(f"analyses.inversion.seeds: {missing} are not among the study's seeds "
+                        f"{config.get('seeds')}; invert seeds the study trains")
+    for name, network in networks.items():
+        mlp = network["architecture"] == "mlp"
+        foreign = [key for key in (("weights",) if mlp else ("widths", "activation"))
+                   if key in network]
+        if foreign:
+            problems.append(f"analyses.inversion.networks.{name}: {', '.join(foreign)} "
+                            f"{'is' if len(foreign) == 1 else 'are'} not a setting of a "
+                            f"{network['architecture']} (a ResNet takes weights, an MLP widths "
+                            "and activation)")
+    clash = sorted(set(networks) & set(config["variants"]))
+    if clash:
+        problems.append(f"analyses.inversion.networks: {', '.join(clash)} "
+                        f"{'names a variant' if len(clash) == 1 else 'name variants'} too, whose "
+                        "rows it would mix with; rename the network")
+    for where, descent in (("analyses.inversion", inversion),
+                           *((f"analyses.inversion.networks.{n}", v) for n, v in networks.items())):
+        if descent.get("kernel_size", 3) % 2 == 0:
+            problems.append(f"{where}.kernel_size: {descent['kernel_size']} has no centre "
+                            "pixel; give an odd kernel size")
+    problems += inversion_layer_problems(config, schema, inversion, networks)
+    photos = inversion.get("photos", {})
+    if networks and photos.get("source") == "folder" and not Path(photos["path"]).is_dir():
+        problems.append(f"analyses.inversion.photos.path: no folder {photos['path']}; give the "
+                        "folder of images to invert the networks on")
+    return problems
+
+
+def inversion_layer_problems(config, schema, inversion, networks):
+    """Layers asked of the inversion that a variant's model or a network lacks."""
+    problems = []
+    for name, network in networks.items():
+        if network.get("layers"):
+            if network["architecture"] == "mlp":
+                known = [f"dense{i}" for i in range(1, len(network["widths"]) + 1)]
+            else:
+                from hourglass.networks import RESNET_STAGES  # torch: only when layers are named
+
+                known = list(RESNET_STAGES)
+            unknown = [layer for layer in network["layers"] if layer not in known]
+            if unknown:
+                problems.append(f"analyses.inversion.networks.{name}.layers: no layer "
+                                f"{', '.join(unknown)} in a {network['architecture']}; its "
+                                f"layers are {', '.join(known)}")
+    if not inversion.get("layers"):
+        return problems
+    from hourglass.data import image_shape
+    from hourglass.models import build_model  # torch: only when layers are named
+
+    settings = data_settings(config, schema)
+    for name, variant in resolve_variants(config, schema).items():
+        model = {**model_defaults(schema, architecture_of(variant["model"], schema)),
+                 **variant["model"]}
+        known = build_model(model, image_shape(settings[f"variants.{name}.data"])).layer_names
+        unknown = [layer for layer in inversion["layers"] if layer not in known[1:]]
+        if unknown:
+            problems.append(f"analyses.inversion.layers: variant {name!r} has no layer "
+                            f"{', '.join(unknown)}; its layers are {', '.join(known[1:])}")
     return problems
 
 

@@ -411,6 +411,119 @@ def undefined_seeds(silhouettes, variant):
     return f" ({k} of {len(scores)} seeds undefined)" if k else ""
 
 
+def inverted_layers(inversion, networks=None):
+    """Per network, state and layer (in order) of analyses/inversion: the
+    means over seeds and images of m_g, m_r and m_i after the last step, of
+    m_i at the start (`m_i0`), and `relative`, m_i / m_i0: how much of the
+    start's distance to the target is left (0: an exact copy)."""
+    rows = inversion if networks is None else inversion[inversion["network"].isin(networks)]
+    last = rows.groupby("network")["iteration"].transform("max")
+    keys = ["network", "state", "layer_index", "layer", "values", "input_values"]
+    end = rows[rows["iteration"] == last].groupby(keys, sort=False)[["m_g", "m_r", "m_i"]].mean()
+    start = rows[rows["iteration"] == 0].groupby(keys, sort=False)["m_i"].mean()
+    table = end.assign(m_i0=start, relative=end["m_i"] / start).reset_index()
+    return table.sort_values(["network", "state", "layer_index"], kind="stable")
+
+
+def absent(table, networks, what="analyses.inversion.networks"):
+    """Text naming the `networks` the table lacks, or ''."""
+    missing = [n for n in networks if n not in set(table["network"])]
+    return f"no network {', '.join(missing)} in inversion.csv ({what})" if missing else ""
+
+
+def first_layers(layers):
+    """Of inverted_layers, each network's first layer (the lowest layer_index), per state."""
+    first = layers.groupby("network")["layer_index"].transform("min")
+    return layers[layers["layer_index"] == first]
+
+
+def early_layers_copy(inversion, networks: list | None = None, below: float = 0.25):
+    """Per network and state: the first layer inverted gives a near copy, its
+    final m_i under `below` of the start's distance to the target."""
+    if networks is not None and absent(inversion, networks):
+        return absent(inversion, networks), None
+    layers = inverted_layers(inversion, networks)
+    parts, verdicts = [], []
+    for (network, state), rows in layers.groupby(["network", "state"], sort=False):
+        first = rows.iloc[0]
+        parts.append(f"{network} {state} {first['layer']}: m_i {first['m_i']:.3g} of "
+                     f"{first['m_i0']:.3g} ({first['relative']:.2f})")
+        verdicts.append(None if np.isnan(first["relative"]) else bool(first["relative"] < below))
+    return "; ".join(parts) or "no inversions", all_held(verdicts)
+
+
+def deep_layers_not_unique(inversion, networks: list | None = None, above: float = 0.5):
+    """Per network and state: at the deepest layer inverted the candidate's
+    activation comes closer to the target's than a noised copy's (m_g < m_r)
+    while the candidate stays far from the target (m_i over `above` of the
+    start's distance)."""
+    if networks is not None and absent(inversion, networks):
+        return absent(inversion, networks), None
+    layers = inverted_layers(inversion, networks)
+    parts, verdicts = [], []
+    for (network, state), rows in layers.groupby(["network", "state"], sort=False):
+        deep = rows.iloc[-1]
+        values = (deep["m_g"], deep["m_r"], deep["relative"])
+        parts.append(f"{network} {state} {deep['layer']}: m_g {values[0]:.3g} vs m_r "
+                     f"{values[1]:.3g}, m_i {values[2]:.2f} of the start's")
+        verdicts.append(None if any(map(math.isnan, values))
+                        else bool(values[0] < values[1] and values[2] > above))
+    return "; ".join(parts) or "no inversions", all_held(verdicts)
+
+
+def deeper_networks_worse(inversion, networks: list = ("resnet18", "resnet50", "resnet152"),
+                          layer: str = "layer4", state: str = "untrained"):
+    """The same stage `layer` is represented worse in deeper networks: its
+    final m_i (relative to the start's) rises along `networks`, shallow to deep."""
+    networks = list(networks)
+    layers = inverted_layers(inversion, networks)
+    rows = layers[(layers["layer"] == layer) & (layers["state"] == state)].set_index("network")
+    missing = absent(rows.reset_index(), networks, f"{layer}, {state}")
+    if missing:
+        return missing, None
+    relative = [rows.loc[n, "relative"] for n in networks]
+    text = f"{layer} {state}: m_i " + " → ".join(
+        f"{n} {rows.loc[n, 'm_i']:.3g} ({r:.2f})" for n, r in zip(networks, relative))
+    return text, None if np.isnan(relative).any() else bool(np.all(np.diff(relative) > 0))
+
+
+def pooling_loses_the_input(inversion, network: str = "resnet50", before: str = "conv1",
+                            after: str = "maxpool", below: float = 0.25):
+    """Per state of `network`: layer `before` (conv1, more values than the
+    input) inverts to a near copy (final m_i under `below` of the start's),
+    layer `after` (after max pooling) does not."""
+    layers = inverted_layers(inversion, [network])
+    parts, verdicts = [], []
+    for state, rows in layers.groupby("state", sort=False):
+        rows = rows.set_index("layer")
+        if before not in rows.index or after not in rows.index:
+            parts.append(f"{network} {state}: no layer {before} or {after} inverted")
+            verdicts.append(None)
+            continue
+        b, a = rows.loc[before, "relative"], rows.loc[after, "relative"]
+        parts.append(f"{network} {state}: m_i {before} {b:.2f}, {after} {a:.2f} of the start's")
+        verdicts.append(None if np.isnan([a, b]).any() else bool(b < below <= a))
+    return "; ".join(parts) or absent(inversion, [network]), all_held(verdicts)
+
+
+def width_inverts(inversion, activation: str = "relu", factor: float = 2.0, below: float = 0.25):
+    """Of the MLPs with `activation`: those whose first layer has at least
+    `factor` times the input's values invert it (final m_i under `below` of
+    the start's), the narrower ones do not."""
+    mlps = inversion[(inversion["architecture"] == "mlp")
+                     & (inversion["activation"] == activation)]
+    layers = first_layers(inverted_layers(mlps))
+    if layers.empty:
+        return f"no MLP with activation {activation} in inversion.csv", None
+    parts, verdicts = [], []
+    for row in layers.sort_values("values").itertuples():
+        wide = row.values >= factor * row.input_values
+        parts.append(f"{row.network} ({row.values}/{row.input_values} = "
+                     f"{row.values / row.input_values:.2f}x): m_i {row.relative:.2f} of the start's")
+        verdicts.append(None if np.isnan(row.relative) else bool((row.relative < below) == wide))
+    return "; ".join(parts), all_held(verdicts)
+
+
 def all_held(verdicts):
     """True if every verdict held, False if any failed, None if none failed
     but some are undefined."""
@@ -469,6 +582,22 @@ FINDINGS = {
     "small_area_detects_outliers": Check(
         "a smaller bottleneck area detects outliers better by reconstruction error",
         (("outliers", "outliers"),), small_area_detects_outliers),
+    "early_layers_copy": Check(
+        "inverting an early layer gives a near copy of the input",
+        (("inversion", "inversion"),), early_layers_copy),
+    "deep_layers_not_unique": Check(
+        "a deep layer maps a far-away input as close to the target's activation as a noised "
+        "copy: non-uniqueness, not failed optimisation",
+        (("inversion", "inversion"),), deep_layers_not_unique),
+    "deeper_networks_worse": Check(
+        "the same stage is represented worse in deeper networks",
+        (("inversion", "inversion"),), deeper_networks_worse),
+    "pooling_loses_the_input": Check(
+        "the first convolution inverts to a near copy, after max pooling it does not",
+        (("inversion", "inversion"),), pooling_loses_the_input),
+    "width_inverts": Check(
+        "a layer at least twice as wide as its input (with ReLU) is invertible, a narrower one not",
+        (("inversion", "inversion"),), width_inverts),
 }
 
 

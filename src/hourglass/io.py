@@ -118,7 +118,7 @@ def concat_tables(paths, out):
 
 
 # The attributes of an image file stored as JSON (write_attrs' lists and dicts).
-IMAGE_JSON = ("seeds", "grid", "columns", "diverged")
+IMAGE_JSON = ("seeds", "grid", "columns", "diverged", "rows")
 
 
 def write_images(path, images, **attrs):

@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 from hourglass.activations import epoch_order, output_layer  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
+from hourglass.findings import first_layers, inverted_layers  # noqa: E402
 from hourglass.data import load_split  # noqa: E402
 from hourglass.io import (  # noqa: E402
     atomic_path,
@@ -1032,4 +1033,159 @@ def loss_curves(curves, paths, dpi=150):
         ax.set_title(f"{rows_key} {panel}")
     axes[0][0].set_ylabel("loss (solid: test, dashed: training)")
     axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), title=columns_key, fontsize=8)
+    save(fig, paths, dpi)
+
+
+def inversion_images(networks, paths, dpi=150):
+    """The inversion's image file (hourglass.io.read_images): per network
+    side by side, a row per layer of its first image: the target, then the
+    input generated for each state."""
+    fig = plt.figure(layout="constrained", figsize=(
+        sum(0.75 * len(attrs["columns"]) + 0.5 for attrs, _ in networks),
+        0.75 * max(len(attrs["rows"]) for attrs, _ in networks) + 0.6))
+    for sub, (attrs, grids) in zip(np.atleast_1d(fig.subfigures(1, len(networks))), networks):
+        seed, grid = next(iter(grids.items()))
+        axes = sub.subplots(len(grid), len(attrs["columns"]), squeeze=False)
+        sub.suptitle(f"{attrs['variant']} (seed {seed})", fontsize=8)
+        for ax in axes.flat:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.spines[:].set_visible(False)
+        for ax, column in zip(axes[0], attrs["columns"]):
+            ax.set_title(column, fontsize=7)
+        for ax_row, layer, images in zip(axes, attrs["rows"], grid):
+            ax_row[0].set_ylabel(layer, fontsize=7)
+            for ax, image in zip(ax_row, images):
+                image = np.moveaxis(image, 0, -1)
+                ax.imshow(image.squeeze(), cmap="gray" if image.shape[-1] == 1 else None,
+                          vmin=0, vmax=255)
+    save(fig, paths, dpi)
+
+
+def inverted_means(table):
+    """Per network, state, layer and recorded step: m_g, m_r and m_i, the
+    means over seeds and images, layers in order."""
+    keys = ["network", "state", "layer_index", "layer", "iteration"]
+    means = table.groupby(keys, sort=False)[["m_g", "m_r", "m_i"]].mean().reset_index()
+    state = means["state"].map({"untrained": 0, "trained": 1, "imagenet": 2})
+    return means.assign(order=state).sort_values(
+        ["order", "layer_index", "iteration"], kind="stable").drop(columns="order") \
+        .sort_values("network", key=lambda n: n.map(
+            {name: k for k, name in enumerate(dict.fromkeys(table["network"]))}), kind="stable")
+
+
+def inversion_distances(table, paths, dpi=150):
+    """Per network (a row of panels) after the last step, per layer: bars of
+    m_g for each state beside m_r (hatched), on a log scale; and bars of m_i
+    beside the start's distance (dashed)."""
+    means = inverted_means(table)
+    networks = list(dict.fromkeys(means["network"]))
+    fig, axes = plt.subplots(len(networks), 2, squeeze=False, layout="constrained",
+                             figsize=(11, 2.6 * len(networks)))
+    for (left, right), network in zip(axes, networks):
+        rows = means[means["network"] == network]
+        last = rows[rows["iteration"] == rows["iteration"].max()]
+        states = list(dict.fromkeys(last["state"]))
+        layers = list(dict.fromkeys(last["layer"]))
+        width = 0.8 / (2 * len(states))
+        for k, state in enumerate(states):
+            own = last[last["state"] == state].set_index("layer").loc[layers]
+            start = rows[(rows["state"] == state) & (rows["iteration"] == 0)] \
+                .set_index("layer").loc[layers]
+            x = np.arange(len(layers)) + (2 * k - len(states) + 0.5) * width
+            colour = PALETTE[k % len(PALETTE)]
+            left.bar(x, own["m_g"], width, color=colour, label=f"m_g {state}")
+            left.bar(x + width, own["m_r"], width, color="white", edgecolor=colour,
+                     hatch="///", label=f"m_r {state}")
+            right.bar(x + width / 2, own["m_i"], 2 * width, color=colour, label=state)
+            right.scatter(x + width / 2, start["m_i"], marker="_", s=120, color="black",
+                          label="at the start" if k == 0 else None)
+        left.set_yscale("log")
+        left.set_ylabel(f"{network}\nactivation distance")
+        right.set_ylabel("input distance m_i")
+        for ax in (left, right):
+            layer_axis(ax, layers)
+        left.legend(fontsize=7, ncol=2)
+        right.legend(fontsize=7)
+    axes[0][0].set_title("m_g (candidate) against m_r (noised copy): lower is closer")
+    axes[0][1].set_title("m_i: how far the candidate is from the target")
+    save(fig, paths, dpi)
+
+
+def inversion_trajectories(table, paths, dpi=150):
+    """Per network and state, a line per layer through its recorded steps:
+    input distance m_i against activation distance m_g (Badger: the input
+    distance can grow while the embedding distance falls); the end marked."""
+    means = inverted_means(table)
+    panels = list(dict.fromkeys(zip(means["network"], means["state"])))
+    n_columns = min(4, len(panels))
+    n_rows = -(-len(panels) // n_columns)
+    fig, axes = plt.subplots(n_rows, n_columns, squeeze=False, layout="constrained",
+                             figsize=(3.3 * n_columns + 1.2, 2.8 * n_rows))
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (network, state) in zip(axes.flat, panels):
+        rows = means[(means["network"] == network) & (means["state"] == state)]
+        layers = list(dict.fromkeys(rows["layer"]))
+        colours = plt.cm.viridis(np.linspace(0, 0.9, len(layers)))
+        for colour, layer in zip(colours, layers):
+            own = rows[rows["layer"] == layer]
+            ax.plot(own["m_g"], own["m_i"], color=colour, lw=1, label=layer)
+            ax.scatter(own["m_g"].iloc[-1:], own["m_i"].iloc[-1:], color=colour, s=12)
+        ax.set_xscale("log")
+        ax.set_title(f"{network}, {state}", fontsize=8)
+        ax.set_xlabel("activation distance m_g")
+        ax.set_ylabel("input distance m_i")
+        ax.legend(fontsize=6, ncol=2)
+    save(fig, paths, dpi)
+
+
+def nothing_to_draw(paths, dpi, text):
+    fig, ax = plt.subplots(figsize=(4, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    save(fig, paths, dpi)
+
+
+def inversion_depth(table, paths, dpi=150):
+    """The ResNets' stages across networks: final m_i over the start's per
+    stage, a line per network, solid untrained, dashed with ImageNet weights."""
+    resnets = table[table["architecture"].str.startswith("resnet")]
+    if resnets.empty:
+        return nothing_to_draw(paths, dpi, "no ResNet inverted (analyses.inversion.networks)")
+    relative = inverted_layers(resnets)
+    fig, ax = plt.subplots(layout="constrained", figsize=(6.5, 3.4))
+    layers = list(dict.fromkeys(relative.sort_values("layer_index", kind="stable")["layer"]))
+    for k, network in enumerate(dict.fromkeys(relative["network"])):
+        for state, style in (("untrained", "-"), ("imagenet", "--")):
+            own = relative[(relative["network"] == network) & (relative["state"] == state)]
+            if not own.empty:
+                own = own.set_index("layer").reindex(layers)
+                ax.plot(range(len(layers)), own["relative"], style, marker="o", ms=3,
+                        color=PALETTE[k % len(PALETTE)], label=f"{network} {state}")
+    layer_axis(ax, layers)
+    ax.set_ylabel("m_i after the descent / at the start")
+    ax.legend(fontsize=7)
+    save(fig, paths, dpi)
+
+
+def inversion_width(table, paths, dpi=150):
+    """The MLPs: final m_i over the start's at the first layer against the
+    layer's width over the input's, a line per activation."""
+    mlps = table[table["architecture"] == "mlp"]
+    if mlps.empty:
+        return nothing_to_draw(paths, dpi, "no MLP inverted (analyses.inversion.networks)")
+    relative = first_layers(inverted_layers(mlps))
+    relative = relative.assign(
+        ratio=relative["values"] / relative["input_values"],
+        activation=relative["network"].map(mlps.groupby("network")["activation"].first()))
+    fig, ax = plt.subplots(layout="constrained", figsize=(5, 3.4))
+    for k, (name, rows) in enumerate(relative.sort_values("ratio").groupby("activation")):
+        ax.plot(rows["ratio"], rows["relative"], marker="o", color=PALETTE[k % len(PALETTE)],
+                label=name)
+    for ratio in (1, 2):
+        ax.axvline(ratio, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("layer width / input values")
+    ax.set_ylabel("m_i after the descent / at the start")
+    ax.legend(title="activation", fontsize=7)
     save(fig, paths, dpi)

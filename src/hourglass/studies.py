@@ -144,6 +144,31 @@ analyses:
     # images: 2          # how many test images, a row each
     # iterations: 100    # how many times
     # every: 8           # show every this many
+  # inversion:           # invert every layer by gradient descent on the input (Badger):
+    # iterations: 500    # steps from noise N(0.7, 1/20), the L1 loss times `scale`
+    # scale: 0.15
+    # eps_start: 0.1     # the step, linear from eps_start to eps_end
+    # eps_end: 0.1
+    # normalise: false   # true: divide each gradient by its root mean square
+    # blur: true         # a Gaussian blur after each step, of kernel_size,
+    # kernel_size: 3     # sigma linear from blur_start to blur_end
+    # blur_start: 2.4
+    # blur_end: 0.4
+    # clamp: false       # clip the candidate to [0, 1] after each step
+    # record_every: 50   # record m_g and m_i every this many steps
+    # seed: 0            # the starts, the references, an untrained network's init
+    # dtype: float32     # or float64
+    # device: cpu        # or cuda
+    # images: 2          # the first probe images of each variant,
+    # seeds: [0]         # of these seeds, at checkpoint 0 (in checkpoints:) and final,
+    # layers: null       # these layers (null = all but the input)
+    # photos:            # the images the networks are inverted on:
+      # source: sample_images  # scikit-learn's two photographs, or folder
+      # path: null       # the folder, for source folder
+      # count: null      # the first this many (null = all)
+    # networks:          # library networks, each with its own descent settings if any
+      # resnet50: {architecture: resnet50, weights: [untrained, imagenet], side: 299}
+      # relu_5000: {architecture: mlp, widths: [5000], activation: relu, side: 29, blur: false}
 
 # Claims of a paper the study reproduces, each a named check on its tables
 # with params (hourglass.findings.FINDINGS); findings.csv says what held.

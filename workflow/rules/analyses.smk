@@ -5,8 +5,9 @@
 # out-of-distribution data file; and
 # writes the analysis's tables (and image files); a local job per table or
 # image file gathers them over the variants. Of an analysis of the study, one job reads every
-# variant's final activations or every seed's metrics, as the analysis reads
-# (and no data file), and writes the study's tables.
+# variant's final activations, every seed's metrics, checkpoints (0 and
+# final) or every variant's data file, as the analysis reads, and writes the
+# study's tables.
 for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "variant"]:
     analysis = ANALYSES[name]
 
@@ -115,6 +116,26 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
                 if "metrics" in analysis.reads
                 else []
             ),
+            untrained=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/checkpoints/epoch0.pt",
+                    variant=VARIANTS,
+                    seed=SEEDS,
+                )
+                if "untrained" in analysis.reads
+                else []
+            ),
+            checkpoints=(
+                expand(
+                    f"{STUDY_DIR}/{{variant}}/seed{{seed}}/checkpoints/final.pt",
+                    variant=VARIANTS,
+                    seed=SEEDS,
+                )
+                if "checkpoints" in analysis.reads
+                else []
+            ),
+            # one per variant, in their order (repeated where variants share a setting)
+            data=[data_file(v) for v in VARIANTS] if "data" in analysis.reads else [],
         output:
             [
                 f"{STUDY_DIR}/{analysis.folder}/{analysis.file(o)}"
@@ -128,6 +149,7 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
         resources:
             mem_mb=4000,
             runtime=60,
+            gpu=int(analysis.settings(config).get("device") == "cuda"),
         params:
             name=name,
             settings=to_json(analysis.settings(config)),
@@ -135,5 +157,7 @@ for name in [a for a in ANALYSES_ENABLED if ANALYSES[a].scope == "study"]:
             code=code_hash(name),
         shell:
             "hourglass analysis {params.name} --activations {input.activations}"
-            " --metrics {input.metrics} --threads {params.threads} --out {output}"
+            " --metrics {input.metrics} --untrained {input.untrained}"
+            " --checkpoints {input.checkpoints} --data {input.data}"
+            " --threads {params.threads} --out {output}"
             " --settings {params.settings:q} > {log} 2>&1"

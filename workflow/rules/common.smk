@@ -51,10 +51,12 @@ MEASURE_VIEWS = ("layers", "seeds", "epochs")
 FINDINGS_READS = list(
     dict.fromkeys(r for f in config["findings"] for r in FINDINGS[f["check"]].reads)
 )
-# The overview needs RC per layer: it comes with the consistency analysis.
+# The overview needs RC per layer: it comes with the consistency analysis;
+# training and reconstructions need a variant (a study of library networks has none).
 FIGURES = (
     ["overview"] * ("consistency" in ANALYSES_ENABLED)
-    + ["training", "reconstructions", *ANALYSIS_FIGURES]
+    + ["training", "reconstructions"] * bool(VARIANTS)
+    + [*ANALYSIS_FIGURES]
     + [f"{measure}_{view}" for measure in MEASURES for view in MEASURE_VIEWS]
 )
 

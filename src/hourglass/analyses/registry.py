@@ -41,7 +41,8 @@ class Analysis:
     'activations' (every seed's at every checkpoint; of a study, the final
     ones of every variant), 'data' (the variant's data file, or that of the
     analysis's own `data` setting where it has one), 'metrics' (every seed's
-    metrics.csv), 'checkpoints' (every seed's final one), 'ood' (the
+    metrics.csv), 'checkpoints' (every seed's final one), 'untrained'
+    (every seed's checkpoint 0), 'ood' (the
     data file of the analysis's out-of-distribution setting); tables: the CSV
     tables its function writes (one file each, per variant); arrays: the
     image files it writes (hourglass.io.write_images: grids of images, which
@@ -53,7 +54,8 @@ class Analysis:
     of the layers it reads (hourglass.models.ROLES) beyond every model's
     input and output, which the config checks each variant's model has;
     scope: "variant" (a job per variant, every checkpoint) or "study" (one
-    job, every variant's final checkpoint)."""
+    job, every variant's final checkpoint; its 'data' is every variant's
+    data file, in the order of the variants)."""
 
     description: str
     folder: str
@@ -276,6 +278,35 @@ ANALYSES = {
             "iteration": Figure("reconstructions fed back into the model",
                                 "3. Interpolation and iteration", ("iteration",), "image_grid"),
         },
+    ),
+    "inversion": Analysis(
+        "each layer inverted by gradient descent on the input, untrained and trained: how "
+        "close the candidate's activation (m_g, against a noised copy's m_r) and the "
+        "candidate itself (m_i) came, for the variants' models and library networks",
+        folder="inversion",
+        reads=("untrained", "checkpoints", "data"),
+        tables=("inversion",),
+        arrays=("generated",),
+        run="hourglass.analyses.inversion:run",
+        settings=lambda config: {**config["analyses"]["inversion"],
+                                 "variants": list(config["variants"])},
+        # train.py: the noise streams of the starts and references
+        modules=("analyses/inversion.py", "inversion.py", "networks.py", "train.py",
+                 "checks.py", "models.py", "data.py", "io.py"),
+        figures={
+            "inversion_images": Figure("the inputs generated for each layer",
+                                       "3. Inversion", ("generated",), "inversion_images"),
+            "inversion_distances": Figure("m_g against m_r, and m_i, per layer",
+                                          "3. Inversion", ("inversion",), "inversion_distances"),
+            "inversion_trajectories": Figure("input distance against embedding distance over "
+                                             "the iterations", "3. Inversion", ("inversion",),
+                                             "inversion_trajectories"),
+            "inversion_depth": Figure("the same stage across networks", "3. Inversion",
+                                      ("inversion",), "inversion_depth"),
+            "inversion_width": Figure("width against invertibility", "3. Inversion",
+                                      ("inversion",), "inversion_width"),
+        },
+        scope="study",
     ),
 }
 
