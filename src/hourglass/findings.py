@@ -75,6 +75,24 @@ def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "
     return "; ".join(parts), all_held(verdicts)
 
 
+def next_layer_closer(clusters, variants: list | None = None):
+    """At the final checkpoint, per variant: every layer but the first
+    (input) and the last (output) lies closer to the next layer than its
+    own seeds lie to each other (Durbha et al., Fig. 2b): next_distance
+    below cluster_spread."""
+    parts, verdicts = [], []
+    for variant, rows in final(clusters, variants).groupby("variant", sort=False):
+        inner = rows.sort_values("layer_index").iloc[1:-1]
+        closer = inner["next_distance"] < inner["cluster_spread"]
+        undefined = inner[["next_distance", "cluster_spread"]].isna().any(axis=1)
+        farther = list(inner.loc[~closer & ~undefined, "layer"])
+        parts.append(f"{variant}: next layer closer at {int(closer.sum())} of {len(inner)} layers"
+                     + (f" (not at {', '.join(farther)})" if farther else "")
+                     + (f", {int(undefined.sum())} undefined" if undefined.any() else ""))
+        verdicts.append(False if farther else None if undefined.any() else True)
+    return "; ".join(parts), all_held(verdicts)
+
+
 def baseline_within_autoencoders(silhouettes, baselines, variants: list, baseline: str = "pca"):
     """Per data setting some of `variants` trained on: the baseline's
     silhouette lies within the range of the final silhouettes of those
@@ -539,6 +557,9 @@ FINDINGS = {
     "untrained_rc_falls": Check(
         "the untrained network's RC keeps falling from input to output",
         (("consistency", "consistency"),), untrained_rc_falls),
+    "next_layer_closer": Check(
+        "except for the first and last layers, each layer is closer to the next layer than "
+        "its own instances are to each other", (("consistency", "clusters"),), next_layer_closer),
     "baseline_within_autoencoders": Check(
         "the baseline's silhouette lies within the range of the autoencoders'",
         (("latent", "silhouettes"), ("latent", "baselines")), baseline_within_autoencoders),
