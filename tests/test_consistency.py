@@ -160,7 +160,8 @@ def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, 
     assert mds.loc[~left_out, ["x", "y"]].notna().all().all()
     clusters = read_table(tmp_path / "clusters.csv").set_index("layer")
     assert clusters["undefined"].fillna("").to_dict() == {
-        "input": "a constant RDM in encoder1", "encoder1": "a constant RDM in encoder1, bottleneck1",
+        "input": "a constant RDM in encoder1",
+        "encoder1": "a constant RDM in encoder1, bottleneck1",
         "bottleneck1": "a constant RDM in bottleneck1", "output": ""}
     assert clusters.loc["input", "cluster_spread"] == pytest.approx(0, abs=1e-12)
     assert np.isnan(clusters.loc["input", "next_distance"]), "undefined, not 0"
@@ -184,9 +185,11 @@ def test_next_layer_closer_holds_where_every_inner_layer_is_nearer_its_next():
                              "next_distance": to_next})
 
     # the first (input) and last layers are not judged
-    measured, held = next_layer_closer(table([0, 0.5, 0.6, 0.4, 0.2], [0.3, 0.4, 0.3, 0.3, np.nan]))
+    measured, held = next_layer_closer(table([0, 0.5, 0.6, 0.4, 0.2],
+                                             [0.3, 0.4, 0.3, 0.3, np.nan]))
     assert held is True and measured == "v: next layer closer at 3 of 3 layers"
-    measured, held = next_layer_closer(table([0, 0.5, 0.2, 0.4, 0.2], [0.3, 0.4, 0.3, np.nan, np.nan]))
+    measured, held = next_layer_closer(table([0, 0.5, 0.2, 0.4, 0.2],
+                                             [0.3, 0.4, 0.3, np.nan, np.nan]))
     assert held is False and "(not at c), 1 undefined" in measured
 
 

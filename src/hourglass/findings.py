@@ -93,6 +93,26 @@ def next_layer_closer(clusters, variants: list | None = None):
     return "; ".join(parts), all_held(verdicts)
 
 
+def rc_converged(instances, at: int = 20, tolerance: float = 0.02):
+    """Per variant: RC has converged at `at` instances: at every layer the
+    mean RC over subsets of `at` seeds lies within `tolerance` of that of
+    the largest subsets."""
+    parts, verdicts = [], []
+    for variant, rows in instances.groupby("variant", sort=False):
+        means = rows.groupby(["instances", "layer_index"])["rc"].mean(numeric_only=True)
+        largest = rows["instances"].max()
+        if at not in set(rows["instances"]):
+            parts.append(f"{variant}: no subsets of {at} instances (analyses.instances.sizes)")
+            verdicts.append(None)
+            continue
+        gap = (means.loc[at] - means.loc[largest]).abs()
+        parts.append(f"{variant}: largest |RC({at}) - RC({largest})| over layers {gap.max():.3f}"
+                     + (f" ({int(gap.isna().sum())} layers undefined)" if gap.isna().any() else ""))
+        verdicts.append(False if (gap > tolerance).any() else None if gap.isna().any()
+                        else True)
+    return "; ".join(parts), all_held(verdicts)
+
+
 def baseline_within_autoencoders(silhouettes, baselines, variants: list, baseline: str = "pca"):
     """Per data setting some of `variants` trained on: the baseline's
     silhouette lies within the range of the final silhouettes of those
@@ -537,7 +557,8 @@ def width_inverts(inversion, activation: str = "relu", factor: float = 2.0, belo
     for row in layers.sort_values("values").itertuples():
         wide = row.values >= factor * row.input_values
         parts.append(f"{row.network} ({row.values}/{row.input_values} = "
-                     f"{row.values / row.input_values:.2f}x): m_i {row.relative:.2f} of the start's")
+                     f"{row.values / row.input_values:.2f}x): m_i {row.relative:.2f} "
+                     "of the start's")
         verdicts.append(None if np.isnan(row.relative) else bool((row.relative < below) == wide))
     return "; ".join(parts), all_held(verdicts)
 
@@ -560,6 +581,9 @@ FINDINGS = {
     "next_layer_closer": Check(
         "except for the first and last layers, each layer is closer to the next layer than "
         "its own instances are to each other", (("consistency", "clusters"),), next_layer_closer),
+    "rc_converged": Check(
+        "RC has converged at a number of instances: more seeds change it no further",
+        (("instances", "instances"),), rc_converged),
     "baseline_within_autoencoders": Check(
         "the baseline's silhouette lies within the range of the autoencoders'",
         (("latent", "silhouettes"), ("latent", "baselines")), baseline_within_autoencoders),

@@ -45,8 +45,9 @@ class Settings:
     typical input value whatever the layer's scale (an untrained deep
     ResNet's activations, and so its gradients, grow by orders of magnitude
     with depth, and one ε cannot suit every layer; Badger's step is plain).
-    m_g and m_i are recorded every `record_every` steps and after the last. The start is N(`start_mean`, `start_sd`), the reference
-    t + N(0, `reference_sd`), both drawn from streams of `seed`."""
+    m_g and m_i are recorded every `record_every` steps and after the last.
+    The start is N(`start_mean`, `start_sd`), the reference t + N(0,
+    `reference_sd`), both drawn from streams of `seed`."""
 
     iterations: int = 500
     eps_start: float = 0.1

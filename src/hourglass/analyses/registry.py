@@ -99,6 +99,21 @@ ANALYSES = {
                                "3. Consistency", ("clusters",), "clusters_figure"),
         },
     ),
+    "instances": Analysis(
+        "RC per layer from nested subsets of the trained seeds, at the final checkpoint: how "
+        "many instances it takes",
+        folder="instances",
+        reads=("activations",),
+        tables=("instances",),
+        run="hourglass.analyses.instances:run",
+        settings=lambda config: dict(config["analyses"]["instances"]),
+        modules=("analyses/instances.py", "analyses/consistency.py", "similarity",
+                 "activations.py", "io.py"),
+        figures={
+            "instances": Figure("RC per layer against the number of instances",
+                                "3. Consistency", ("instances",), "instances_figure"),
+        },
+    ),
     "latent": Analysis(
         "class separation of a layer's codes (silhouettes) against the raw images and exact PCA, "
         "and how much the seeds' layouts differ",
