@@ -40,7 +40,7 @@ def test_the_analysis_on_the_tiny_study_matches_its_consistency_at_every_seed(ti
     every_seed = rows[rows["instances"] == 3].groupby("layer")["rc"]
     # every subset of all 3 seeds is the whole set: the consistency table's RC
     assert (every_seed.nunique(dropna=False) == 1).all()
-    both = final.set_index("layer")["rc"].to_frame().join(every_seed.first(), rsuffix="_all")
+    both = final.set_index("layer")["rc"].to_frame().join(every_seed.first().rename("rc_all"))
     np.testing.assert_allclose(both["rc_all"], both["rc"], atol=1e-12)
     for _, subset in rows[rows["layer"] == "input"].groupby("subset"):
         two, three = (set(subset.loc[subset["instances"] == k, "seeds"].iloc[0].split())
