@@ -3,11 +3,13 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hourglass.analyses.consistency import (
-    bootstrap_rc, layer_consistency, run, second_order, seed_pair_means)
+    bootstrap_rc, cluster_distances, layer_consistency, run, second_order, seed_pair_means)
+from hourglass.findings import next_layer_closer
 from hourglass.io import read_table
 from hourglass.similarity.rdm import rdm, upper_triangle
 
@@ -142,7 +144,8 @@ def test_a_resample_with_a_constant_rdm_has_no_rc():
 def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, tmp_path):
     settings = {"bootstrap": 20, "ci": 0.95, "seed": 0}
     run(undefined_layers, settings,
-        {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv"})
+        {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv",
+         "clusters": tmp_path / "clusters.csv"})
     rc = read_table(tmp_path / "rc.csv").set_index("layer")
     assert rc.loc[["encoder1", "bottleneck1"], RC].isna().all().all(), "undefined, not 0"
     assert rc.loc[["input", "output"], RC].notna().all().all()
@@ -155,6 +158,39 @@ def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, 
     assert list(mds.loc[left_out, "layer"]) == ["encoder1"] + ["bottleneck1"] * 3
     assert mds.loc[left_out, ["x", "y"]].isna().all().all()
     assert mds.loc[~left_out, ["x", "y"]].notna().all().all()
+    clusters = read_table(tmp_path / "clusters.csv").set_index("layer")
+    assert clusters["undefined"].fillna("").to_dict() == {
+        "input": "a constant RDM in encoder1",
+        "encoder1": "a constant RDM in encoder1, bottleneck1",
+        "bottleneck1": "a constant RDM in bottleneck1", "output": ""}
+    assert clusters.loc["input", "cluster_spread"] == pytest.approx(0, abs=1e-12)
+    assert np.isnan(clusters.loc["input", "next_distance"]), "undefined, not 0"
+
+
+def test_cluster_spread_and_next_layer_distance_by_hand():
+    # 2 layers x 2 seeds, layer-major: (l0 s0, l0 s1, l1 s0, l1 s1)
+    D = np.array([[0.0, 0.2, 0.5, 0.7],
+                  [0.2, 0.0, 0.3, 0.1],
+                  [0.5, 0.3, 0.0, 0.4],
+                  [0.7, 0.1, 0.4, 0.0]])
+    spread, to_next = cluster_distances(D, n_layers=2, n_seeds=2)
+    assert spread == pytest.approx([0.2, 0.4])
+    assert to_next[0] == pytest.approx((0.5 + 0.7 + 0.3 + 0.1) / 4) and np.isnan(to_next[1])
+
+
+def test_next_layer_closer_holds_where_every_inner_layer_is_nearer_its_next():
+    def table(spread, to_next):
+        return pd.DataFrame({"variant": "v", "epoch": "final", "layer": list("abcde"),
+                             "layer_index": range(5), "cluster_spread": spread,
+                             "next_distance": to_next})
+
+    # the first (input) and last layers are not judged
+    measured, held = next_layer_closer(table([0, 0.5, 0.6, 0.4, 0.2],
+                                             [0.3, 0.4, 0.3, 0.3, np.nan]))
+    assert held is True and measured == "v: next layer closer at 3 of 3 layers"
+    measured, held = next_layer_closer(table([0, 0.5, 0.2, 0.4, 0.2],
+                                             [0.3, 0.4, 0.3, np.nan, np.nan]))
+    assert held is False and "(not at c), 1 undefined" in measured
 
 
 def test_diverged_activations_are_refused():
@@ -184,6 +220,7 @@ def test_the_region_of_each_layer_is_its_recorded_role(tmp_path):
                         checkpoint="final", diverged="")
         files.append(path)
     run(files, {"bootstrap": 20, "ci": 0.5, "seed": 0},
-        {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv"})
+        {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv",
+         "clusters": tmp_path / "clusters.csv"})
     rc = read_table(tmp_path / "rc.csv")
     assert dict(zip(rc["layer"], rc["region"])) == dict(zip(names, roles))

@@ -20,11 +20,12 @@ from conftest import snakemake
 
 pytestmark = pytest.mark.slow
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
-FIGURES = ("overview", "consistency", "mds", "training", "reconstructions") + tuple(
+FIGURES = ("overview", "consistency", "mds", "clusters", "training", "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
 # The consistency analysis's tables, each gathered over the variants by a job.
-GATHER_CONSISTENCY = {("gather_consistency", f"output={t}.csv"): 1 for t in ("consistency", "mds")}
+GATHER_CONSISTENCY = {("gather_consistency", f"output={t}.csv"): 1
+                      for t in ("consistency", "mds", "clusters")}
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
 # tiny.yaml's data setting in full, and the file it is prepared into
@@ -100,6 +101,16 @@ def test_every_output_is_there_and_sane(study):
     mds = pd.read_csv(out / "similarity" / "mds.csv", dtype={"epoch": str})
     assert len(mds) == n_layers * len(seeds) * len(variants) * len(checkpoints)
     assert (mds[["x", "y"]].isna().all(axis=1) == mds["undefined"].notna()).all()
+    clusters = pd.read_csv(out / "similarity" / "clusters.csv", dtype={"epoch": str})
+    keys = ["variant", "epoch", "layer"]
+    both = rc.merge(clusters, on=keys)
+    assert len(both) == len(rc) == len(clusters)
+    # a layer's spread across seeds is the mean of 1 - r over seed pairs: 1 - RC
+    defined = both["rc"].notna()
+    assert np.allclose(both.loc[defined, "cluster_spread"], 1 - both.loc[defined, "rc"])
+    last = clusters.groupby(["variant", "epoch"])["layer_index"].transform("max")
+    assert clusters.loc[clusters["layer_index"] == last, "next_distance"].isna().all()
+    assert clusters.loc[clusters["layer_index"] < last, "next_distance"].between(0, 2).all()
     n_representations = len(rc) * len(seeds)  # rc: a row per variant, checkpoint and layer
     for measure in MEASURES:
         matrix, labels = read_matrix(out / "similarity" / f"{measure}.h5")

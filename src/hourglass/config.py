@@ -275,7 +275,7 @@ def check_config(config, schema_path):
                 + loss_problems(config, schema) + role_problems(config, schema)
                 + shape_problems(config, schema) + grid_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema)
-                + inversion_problems(config, schema))
+                + instances_problems(config) + inversion_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -421,6 +421,15 @@ def latent_problems(config, schema):
             problems.append(f"analyses.latent.layer: variant {name!r} has no layer {layer!r}; its "
                             f"layers are {', '.join(layers)} (null: the last bottleneck layer)")
     return problems
+
+
+def instances_problems(config):
+    """Subsets of more instances than the study trains seeds."""
+    sizes = config.get("analyses", {}).get("instances", {}).get("sizes", [])
+    seeds = len(config.get("seeds", []))
+    too_many = sorted(k for k in sizes if k > seeds)
+    return [f"analyses.instances.sizes: {too_many} instances asked of {seeds} seeds; train "
+            f"more seeds (seeds:) or ask for at most {seeds}"] if too_many else []
 
 
 def inversion_problems(config, schema):

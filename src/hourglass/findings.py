@@ -75,6 +75,44 @@ def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "
     return "; ".join(parts), all_held(verdicts)
 
 
+def next_layer_closer(clusters, variants: list | None = None):
+    """At the final checkpoint, per variant: every layer but the first
+    (input) and the last (output) lies closer to the next layer than its
+    own seeds lie to each other (Durbha et al., Fig. 2b): next_distance
+    below cluster_spread."""
+    parts, verdicts = [], []
+    for variant, rows in final(clusters, variants).groupby("variant", sort=False):
+        inner = rows.sort_values("layer_index").iloc[1:-1]
+        closer = inner["next_distance"] < inner["cluster_spread"]
+        undefined = inner[["next_distance", "cluster_spread"]].isna().any(axis=1)
+        farther = list(inner.loc[~closer & ~undefined, "layer"])
+        parts.append(f"{variant}: next layer closer at {int(closer.sum())} of {len(inner)} layers"
+                     + (f" (not at {', '.join(farther)})" if farther else "")
+                     + (f", {int(undefined.sum())} undefined" if undefined.any() else ""))
+        verdicts.append(False if farther else None if undefined.any() else True)
+    return "; ".join(parts), all_held(verdicts)
+
+
+def rc_converged(instances, at: int = 20, tolerance: float = 0.02):
+    """Per variant: RC has converged at `at` instances: at every layer the
+    mean RC over subsets of `at` seeds lies within `tolerance` of that of
+    the largest subsets."""
+    parts, verdicts = [], []
+    for variant, rows in instances.groupby("variant", sort=False):
+        means = rows.groupby(["instances", "layer_index"])["rc"].mean(numeric_only=True)
+        largest = rows["instances"].max()
+        if at not in set(rows["instances"]):
+            parts.append(f"{variant}: no subsets of {at} instances (analyses.instances.sizes)")
+            verdicts.append(None)
+            continue
+        gap = (means.loc[at] - means.loc[largest]).abs()
+        parts.append(f"{variant}: largest |RC({at}) - RC({largest})| over layers {gap.max():.3f}"
+                     + (f" ({int(gap.isna().sum())} layers undefined)" if gap.isna().any() else ""))
+        verdicts.append(False if (gap > tolerance).any() else None if gap.isna().any()
+                        else True)
+    return "; ".join(parts), all_held(verdicts)
+
+
 def baseline_within_autoencoders(silhouettes, baselines, variants: list, baseline: str = "pca"):
     """Per data setting some of `variants` trained on: the baseline's
     silhouette lies within the range of the final silhouettes of those
@@ -519,7 +557,8 @@ def width_inverts(inversion, activation: str = "relu", factor: float = 2.0, belo
     for row in layers.sort_values("values").itertuples():
         wide = row.values >= factor * row.input_values
         parts.append(f"{row.network} ({row.values}/{row.input_values} = "
-                     f"{row.values / row.input_values:.2f}x): m_i {row.relative:.2f} of the start's")
+                     f"{row.values / row.input_values:.2f}x): m_i {row.relative:.2f} "
+                     "of the start's")
         verdicts.append(None if np.isnan(row.relative) else bool((row.relative < below) == wide))
     return "; ".join(parts), all_held(verdicts)
 
@@ -539,6 +578,12 @@ FINDINGS = {
     "untrained_rc_falls": Check(
         "the untrained network's RC keeps falling from input to output",
         (("consistency", "consistency"),), untrained_rc_falls),
+    "next_layer_closer": Check(
+        "except for the first and last layers, each layer is closer to the next layer than "
+        "its own instances are to each other", (("consistency", "clusters"),), next_layer_closer),
+    "rc_converged": Check(
+        "RC has converged at a number of instances: more seeds change it no further",
+        (("instances", "instances"),), rc_converged),
     "baseline_within_autoencoders": Check(
         "the baseline's silhouette lies within the range of the autoencoders'",
         (("latent", "silhouettes"), ("latent", "baselines")), baseline_within_autoencoders),

@@ -150,6 +150,51 @@ def consistency(table, paths, dpi=150):
     save(fig, paths, dpi)
 
 
+def clusters_figure(table, paths, dpi=150):
+    """Per variant at the final checkpoint: each layer's spread across seeds
+    (the mean second-order dissimilarity between two seeds' RDMs of it)
+    against its mean distance to the next layer (Durbha et al., Fig. 2b)."""
+    fig, axes, panels = layer_panels(table[table["epoch"] == "final"])
+    undefined = False
+    for ax, variant, rows, layers in panels:
+        rows = rows.sort_values("layer_index")
+        for column, label, colour in (("cluster_spread", "within the layer (across seeds)",
+                                       PALETTE[0]),
+                                      ("next_distance", "to the next layer", PALETTE[3])):
+            ax.plot(rows["layer_index"], rows[column], marker="o", ms=3, color=colour,
+                    label=label)
+            shown = rows[:-1] if column == "next_distance" else rows  # the last has no next
+            undefined |= mark_undefined(ax, shown["layer_index"], shown[column], colour)
+        ax.set_title(variant, pad=14)
+    axes[0, 0].set_ylabel("mean second-order dissimilarity\n(1 − Pearson r of two RDMs)")
+    if undefined:
+        undefined_legend_entry(axes[0, -1], "clusters.csv")
+    axes[0, -1].legend(loc="upper left", fontsize=8)
+    save(fig, paths, dpi)
+
+
+def instances_figure(table, paths, dpi=150):
+    """RC per layer at the final checkpoint from nested subsets of the seeds:
+    a panel per variant, a line per subset size (the mean over subsets), a
+    band of ± one standard deviation over the subsets."""
+    fig, axes, panels = layer_panels(table)
+    sizes = sorted(set(table["instances"]))
+    colours = plt.cm.viridis(np.linspace(0, 0.85, len(sizes)))
+    for ax, variant, rows, layers in panels:
+        for colour, size in zip(colours, sizes):
+            stats = rows[rows["instances"] == size].groupby("layer_index")["rc"] \
+                .agg(["mean", "std"]).reset_index()
+            ax.fill_between(stats["layer_index"], stats["mean"] - stats["std"],
+                            stats["mean"] + stats["std"], color=colour, alpha=0.2, lw=0)
+            ax.plot(stats["layer_index"], stats["mean"], marker="o", ms=3, color=colour,
+                    label=f"{size} instances")
+            mark_undefined(ax, stats["layer_index"], stats["mean"], colour)
+        ax.set_title(f"{variant} ({rows['subset'].nunique()} subsets per size)", pad=14)
+    axes[0, 0].set_ylabel("representational consistency\n(band: ± sd over subsets)")
+    axes[0, -1].legend(loc="lower left", fontsize=8)
+    save(fig, paths, dpi)
+
+
 def mds(table, paths, dpi=150):
     """MDS of layers x seeds: a panel per variant and checkpoint; colour per layer,
     each seed's layers joined in order from input to output. Layers whose RDM

@@ -158,6 +158,20 @@ def layer_consistency(activations, n_boot=1000, ci=0.95, seed=0):
                 undefined=reason), rdms, constant
 
 
+def cluster_distances(dissimilarity, n_layers, n_seeds):
+    """Per layer, from the second-order dissimilarities of layers x seeds
+    (an (L*S) x (L*S) matrix, layer-major; NaN for a left-out RDM): the
+    cluster's spread, the mean over pairs of two seeds of that layer, and
+    the distance to the next layer, the mean over every seed of the layer
+    and every seed of the next (Durbha et al., Fig. 2b); the last layer has
+    no next (NaN)."""
+    D = np.asarray(dissimilarity, dtype=np.float64).reshape(n_layers, n_seeds, n_layers, n_seeds)
+    i, j = np.triu_indices(n_seeds, 1)
+    spread = np.array([D[k, i, k, j].mean() for k in range(n_layers)])
+    to_next = np.array([D[k, :, k + 1, :].mean() for k in range(n_layers - 1)] + [np.nan])
+    return spread, to_next
+
+
 def mds_2d(dissimilarity, seed=0):
     """2-D metric MDS of a square dissimilarity matrix (scikit-learn's SMACOF)."""
     mds = MDS(n_components=2, metric_mds=True, metric="precomputed", init="classical_mds",
@@ -170,9 +184,11 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
 
     files: activation files of one variant, every seed at every checkpoint.
     Seeds that diverged are left out; `seeds_excluded` counts them.
-    Returns two tables (lists of dicts): consistency rows and MDS rows. A
-    layer x seed whose RDM is constant is left out of the MDS: its x and y
-    are NaN and its `undefined` says why.
+    Returns three tables (lists of dicts): consistency rows, MDS rows and
+    per layer the cluster's spread against the distance to the next layer
+    (cluster_distances). A layer x seed whose RDM is constant is left out of
+    the MDS: its x and y are NaN and its `undefined` says why; so are the
+    distances that would need it.
     """
     kept, diverged = without_diverged(files)
     if diverged:
@@ -187,7 +203,7 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
             f"variant {variant!r}: {len(diverged)} of its seeds diverged "
             f"and {len(trained)} trained to the end; consistency needs at least 2. Lower "
             "training.lr or add seeds.")
-    consistency, mds = [], []
+    consistency, mds, clusters = [], [], []
     for label, seeds in runs.items():
         seeds.sort(key=lambda s: s[0])
         variant, layers = seeds[0][2]["variant"], seeds[0][2]["layer_names"]
@@ -221,6 +237,17 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
         dissimilarity = (1 - Z @ Z.T).clamp_min(0).fill_diagonal_(0)
         xy = np.full((len(left_out), 2), np.nan)
         xy[~left_out.numpy()] = mds_2d(dissimilarity.numpy(), seed=seed)
+        full = np.full((len(left_out), len(left_out)), np.nan)
+        full[np.ix_(~left_out.numpy(), ~left_out.numpy())] = dissimilarity.numpy()
+        spread, to_next = cluster_distances(full, len(layers), len(seeds))
+        constant_layers = left_out.view(len(layers), len(seeds)).any(1).tolist()
+        for index, layer in enumerate(layers):
+            missing = [layers[k] for k in (index, index + 1)
+                       if k < len(layers) and constant_layers[k]]
+            clusters.append(dict(
+                variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
+                region=regions[layer], cluster_spread=spread[index], next_distance=to_next[index],
+                undefined=f"a constant RDM in {', '.join(missing)}" if missing else ""))
         if left_out.any():
             log(f"{variant} {label}: MDS leaves out {int(left_out.sum())} layer x seed RDMs "
                 "that are constant (see mds.csv: undefined)")
@@ -228,15 +255,17 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
         for (index, layer, s), (x, y), reason in zip(items, xy, reasons):
             mds.append(dict(variant=variant, epoch=checkpoint_epoch(label), layer=layer,
                             layer_index=index, seed=s, x=x, y=y, undefined=reason))
-    return consistency, mds
+    return consistency, mds, clusters
 
 
 def run(activations, settings, out, threads=1):
     """The consistency analysis of one variant (its activation files; it reads
-    no data file): tables `consistency` and `mds` to the CSV paths `out` names."""
+    no data file): tables `consistency`, `mds` and `clusters` to the CSV
+    paths `out` names."""
     check_activation_files(activations, one_variant=True)  # all of them, before any compute
     torch.set_num_threads(threads)
-    rows, mds = variant_consistency(activations, settings["bootstrap"], settings["ci"],
-                                    settings["seed"])
+    rows, mds, clusters = variant_consistency(activations, settings["bootstrap"], settings["ci"],
+                                              settings["seed"])
     write_table(rows, out["consistency"])
     write_table(mds, out["mds"])
+    write_table(clusters, out["clusters"])

@@ -81,10 +81,11 @@ class Analysis:
 
 ANALYSES = {
     "consistency": Analysis(
-        "representational consistency (RC) per layer across seeds, and the MDS of layers x seeds",
+        "representational consistency (RC) per layer across seeds, the MDS of layers x seeds, "
+        "and each layer's spread across seeds against its distance to the next layer",
         folder="similarity",
         reads=("activations",),
-        tables=("consistency", "mds"),
+        tables=("consistency", "mds", "clusters"),
         run="hourglass.analyses.consistency:run",
         # its options live under `similarity:`, beside the measures that share them
         settings=lambda config: {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")},
@@ -94,6 +95,23 @@ ANALYSES = {
             "consistency": Figure("RC per layer and checkpoint", "3. Consistency",
                                   ("consistency",), "consistency"),
             "mds": Figure("MDS of layers × seeds", "3. Consistency", ("mds",), "mds"),
+            "clusters": Figure("each layer's spread across seeds against the next layer",
+                               "3. Consistency", ("clusters",), "clusters_figure"),
+        },
+    ),
+    "instances": Analysis(
+        "RC per layer from nested subsets of the trained seeds, at the final checkpoint: how "
+        "many instances it takes",
+        folder="instances",
+        reads=("activations",),
+        tables=("instances",),
+        run="hourglass.analyses.instances:run",
+        settings=lambda config: dict(config["analyses"]["instances"]),
+        modules=("analyses/instances.py", "analyses/consistency.py", "similarity",
+                 "activations.py", "io.py"),
+        figures={
+            "instances": Figure("RC per layer against the number of instances",
+                                "3. Consistency", ("instances",), "instances_figure"),
         },
     ),
     "latent": Analysis(
