@@ -101,7 +101,8 @@ def acts(study, variant="latent4", seeds=(0, 1), names=("epoch0", "final")):
 def consistency(study, files):
     out = study / "similarity" / "latent4"
     return ["analysis", "consistency", "--activations", *files, "--out", out / "consistency.csv",
-            out / "mds.csv", out / "clusters.csv", "--settings",
+            out / "mds.csv", out / "clusters.csv", out / "instance_mds.csv", out / "mirrors.csv",
+            "--settings",
             '{"bootstrap": 10, "ci": 0.9, "seed": 0}']
 
 
@@ -391,7 +392,7 @@ def test_unknown_figure(study, capsys):
     fails(capsys, study, ["figure", "heatmap", "--inputs", study / "data" / "digits.h5",
                           "--out", study / "figures" / "heatmap.png"],
           "unknown figure 'heatmap'; known: overview, training, reconstructions, consistency, mds, "
-          "clusters, silhouettes")
+          "clusters, instance_mds, instances, silhouettes")
 
 
 # ------------------------------------------------------------ checkpoints
@@ -680,8 +681,8 @@ def test_results_folder_of_an_older_version_for_real(ran_copy):
         ran_copy, "consistency/latent4.log",
         f"activations file {bad} was written by hourglass {__version__} in a file format from "
         "before format versions", "snakemake --forceall")
-    gone = {Path("similarity/latent4") / f"{table}.csv" for table in ("consistency", "mds",
-                                                                        "clusters")}
+    gone = {Path("similarity/latent4") / f"{table}.csv"
+            for table in ("consistency", "mds", "clusters", "instance_mds", "mirrors")}
     assert not gone & set(after)  # the failed job's outputs: none
     assert {p: v for p, v in before.items() if p not in gone} == after  # the rest: untouched
     assert not list((ran_copy / "results").rglob("*.tmp"))

@@ -155,7 +155,8 @@ def test_one_submission_per_seed_and_a_gpu_only_for_cuda_training(runs):
     groups = by_comment.pop("rule_seed_run_activations_train")
     assert len(groups) == 7
     measures = ("linear_cka", "procrustes")  # those of tests/tiny.yaml
-    figures = ["clusters", "consistency", "mds", "overview", "reconstructions", "training"] + [
+    figures = ["clusters", "consistency", "instance_mds", "mds", "overview", "reconstructions",
+               "training"] + [
         f"{m}_{view}" for m in measures for view in ("epochs", "layers", "seeds")]
     assert sorted(by_comment) == sorted(
         ["rule_consistency_wildcards_latent4", "rule_consistency_wildcards_latent8"]

@@ -104,12 +104,12 @@ NO_MEASURES = "similarity: {measures: {}}\n"
      "given), but 'digits' has at most 364"),
     ("variants: {latent4: {data: {root: /elsewhere}}}", "unknown key variants.latent4.data.root; "
      "allowed here: dataset, classes, val_fraction, train_size, probe_size, first, split_seed, "
-     "test_size, resize, pad (overrides of the study's data setting; where the data is read from (root, download) is the study's, "
+     "test_size, resize, pad, binarise (overrides of the study's data setting; where the data is read from (root, download) is the study's, "
      "set under data)"),
     ("variants: {latent8: {data: {classes: [1, 7]}}}", "similarity.measures: linear_cka, "
      "procrustes compare every variant's layers on the same probe images, but the variants "
      "record different ones (latent4; latent8: their data settings differ in dataset, classes, "
-     "probe_size, split_seed, resize, test_size, pad)"),
+     "probe_size, split_seed, resize, test_size, pad, binarise)"),
     ("data: {test_size: 50, probe_size: 60}", "data.probe_size: 60 probe images asked for, but "
      "'digits' has at most 50 test images"),
     ("variants: {latent8: {data: {resize: 16}}}", "but the variants record different ones "
@@ -210,8 +210,8 @@ def test_a_variant_of_another_architecture_keeps_only_the_keys_it_takes():
 
 @pytest.mark.parametrize("override,message", [
     ("model: {channels: [8, 8, 8]}", "unknown key model.channels; allowed here: architecture, "
-     "widths, latent, bottleneck_layers, activation, latent_activation, init (the keys of "
-     "architecture fc)"),
+     "widths, latent, bottleneck_layers, activation, latent_activation, init, repeat, classes "
+     "(the keys of architecture fc)"),
     ("variants: {pca: {model: {architecture: pca, init: glorot_normal}}}",
      "unknown key variants.pca.model.init; allowed here: architecture, latent (the keys of "
      "architecture pca)"),

@@ -145,7 +145,8 @@ def test_undefined_layers_are_nan_with_a_reason_in_the_tables(undefined_layers, 
     settings = {"bootstrap": 20, "ci": 0.95, "seed": 0}
     run(undefined_layers, settings,
         {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv",
-         "clusters": tmp_path / "clusters.csv"})
+         "clusters": tmp_path / "clusters.csv", "instance_mds": tmp_path / "instance_mds.csv",
+         "mirrors": tmp_path / "mirrors.csv"})
     rc = read_table(tmp_path / "rc.csv").set_index("layer")
     assert rc.loc[["encoder1", "bottleneck1"], RC].isna().all().all(), "undefined, not 0"
     assert rc.loc[["input", "output"], RC].notna().all().all()
@@ -221,6 +222,7 @@ def test_the_region_of_each_layer_is_its_recorded_role(tmp_path):
         files.append(path)
     run(files, {"bootstrap": 20, "ci": 0.5, "seed": 0},
         {"consistency": tmp_path / "rc.csv", "mds": tmp_path / "mds.csv",
-         "clusters": tmp_path / "clusters.csv"})
+         "clusters": tmp_path / "clusters.csv", "instance_mds": tmp_path / "instance_mds.csv",
+         "mirrors": tmp_path / "mirrors.csv"})
     rc = read_table(tmp_path / "rc.csv")
     assert dict(zip(rc["layer"], rc["region"])) == dict(zip(names, roles))

@@ -38,11 +38,11 @@ def test_rc_dip_holds_fails_and_is_undefined():
 
 def test_untrained_rc_must_keep_falling():
     table = consistency([1] * 5, rc_untrained=[1, 0.8, 0.6, 0.5, 0.4])
-    assert verdict("untrained_rc_falls", table) is True
+    assert verdict("rc_falls", table) is True
     table = consistency([1] * 5, rc_untrained=[1, 0.8, 0.6, 0.7, 0.4])
-    assert verdict("untrained_rc_falls", table) is False
-    assert verdict("untrained_rc_falls", table, tolerance=0.15) is True
-    measured, held = FINDINGS["untrained_rc_falls"].function(consistency([1] * 5))
+    assert verdict("rc_falls", table) is False
+    assert verdict("rc_falls", table, tolerance=0.15) is True
+    measured, held = FINDINGS["rc_falls"].function(consistency([1] * 5))
     assert held is None and "no checkpoint '0'" in measured
 
 

@@ -72,8 +72,8 @@ def test_an_unknown_objective_or_option_is_named():
         objective_loss({"name": "denoising"})
     with pytest.raises(ValueError, match=r"'reconstruction' takes the options \[\], got \['beta'\]"):
         objective_loss({"name": "reconstruction", "beta": 4})
-    assert list(OBJECTIVES) == ["reconstruction", "denoising", "beta_vae", "beta_tc_vae",
-                                "annealed_vae", "dip_vae_ii"]
+    assert list(OBJECTIVES) == ["reconstruction", "denoising", "classifier", "beta_vae",
+                                "beta_tc_vae", "annealed_vae", "dip_vae_ii"]
 
 
 def settings(**training):
@@ -154,7 +154,7 @@ def test_weight_decay_reaches_adam(digits_file, tmp_path, monkeypatch):
      "variants.latent4.training.objective.noise_std: 0 is less than or equal to the minimum of 0"),
     ("training: {objective: {name: vae}}",
      "training.objective.name: 'vae' is not known; choose one of: reconstruction, denoising, "
-     "beta_vae, beta_tc_vae, annealed_vae, dip_vae_ii"),
+     "classifier, beta_vae, beta_tc_vae, annealed_vae, dip_vae_ii"),
     ("training: {objective: {name: beta_vae, beta: 4}}",
      "variants.latent4.training.objective: beta_vae reads the mean, logvar, sampled, logits "
      "layers of variant 'latent4', whose model (fc) lacks them; give the variant a VAE model"),

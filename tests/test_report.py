@@ -25,7 +25,8 @@ pytestmark = pytest.mark.slow
 CATEGORIES = ["1. Overview", "2. Data and training", "3. Consistency",
               "4. Similarity measures", "5. Study settings"]
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
-FIGURES = ("overview", "consistency", "mds", "clusters", "training", "reconstructions") + tuple(
+FIGURES = ("overview", "consistency", "mds", "clusters", "instance_mds", "training",
+           "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 # Seconds before a wait gives up: only a guard against a hung page. On a loaded
 # 2-core machine (CI, other test runs) chromium loads, renders and decodes the

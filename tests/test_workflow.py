@@ -20,12 +20,13 @@ from conftest import snakemake
 
 pytestmark = pytest.mark.slow
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
-FIGURES = ("overview", "consistency", "mds", "clusters", "training", "reconstructions") + tuple(
+FIGURES = ("overview", "consistency", "mds", "clusters", "instance_mds", "training",
+           "reconstructions") + tuple(
     f"{m}_{view}" for m in MEASURES for view in ("layers", "seeds", "epochs"))
 ALL_FIGURE_JOBS = {("figure", f"figure={f}") for f in FIGURES}
 # The consistency analysis's tables, each gathered over the variants by a job.
 GATHER_CONSISTENCY = {("gather_consistency", f"output={t}.csv"): 1
-                      for t in ("consistency", "mds", "clusters")}
+                      for t in ("consistency", "mds", "clusters", "instance_mds", "mirrors")}
 # results/{study}/config.yaml, the effective config: rewritten whenever the config changes
 CONFIG_JOB = ("study_config", "")
 # tiny.yaml's data setting in full, and the file it is prepared into
@@ -110,7 +111,9 @@ def test_every_output_is_there_and_sane(study):
     assert np.allclose(both.loc[defined, "cluster_spread"], 1 - both.loc[defined, "rc"])
     last = clusters.groupby(["variant", "epoch"])["layer_index"].transform("max")
     assert clusters.loc[clusters["layer_index"] == last, "next_distance"].isna().all()
-    assert clusters.loc[clusters["layer_index"] < last, "next_distance"].between(0, 2).all()
+    inner = clusters[(clusters["layer_index"] < last) & clusters["undefined"].isna()]
+    assert inner["next_distance"].between(0, 2).all()
+    assert clusters.loc[clusters["undefined"].notna(), "next_distance"].isna().all()
     n_representations = len(rc) * len(seeds)  # rc: a row per variant, checkpoint and layer
     for measure in MEASURES:
         matrix, labels = read_matrix(out / "similarity" / f"{measure}.h5")
@@ -276,6 +279,7 @@ def edited(path):
     ("analyses/consistency.py", {("consistency", "variant=latent4"),
                                  ("consistency", "variant=latent8"), *GATHER_CONSISTENCY,
                                  ("figure", "figure=consistency"), ("figure", "figure=mds"),
+                                 ("figure", "figure=clusters"), ("figure", "figure=instance_mds"),
                                  ("figure", "figure=overview")}),
 ])
 def test_editing_a_stages_code_reruns_that_stage_and_what_follows(study, module, expected):

@@ -10,6 +10,7 @@ file holds no layers.
 """
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -62,6 +63,16 @@ def record(checkpoint, data, out, threads=1, record_from="sampled"):
             model=state["model"], checkpoint=Path(checkpoint).stem, diverged=state["diverged"],
             record_from=record_from,
         )
+
+
+def repeat_name(layer, copy):
+    """The name of the `copy`-th repeat (1, 2, ...) of `layer` (model.repeat)."""
+    return f"{layer}r{copy}"
+
+
+def is_repeat(layer):
+    """Whether `layer` is named as a repeat of another (repeat_name)."""
+    return re.fullmatch(r".+\d+r\d+", layer) is not None
 
 
 def layer_regions(attrs):

@@ -18,7 +18,8 @@ def stage_data(args):
     s = args.settings
     prepare(s["dataset"], args.root, args.download == "True", s["val_fraction"], s["train_size"],
             s["probe_size"], s["split_seed"], args.out, classes=s["classes"], first=s["first"],
-            resize=s.get("resize"), test_size=s.get("test_size"), pad=s.get("pad"))
+            resize=s.get("resize"), test_size=s.get("test_size"), pad=s.get("pad"),
+            binarise=s.get("binarise"))
 
 
 def stage_config(args):

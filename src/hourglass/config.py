@@ -275,7 +275,8 @@ def check_config(config, schema_path):
                 + loss_problems(config, schema) + role_problems(config, schema)
                 + shape_problems(config, schema) + grid_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema)
-                + instances_problems(config) + inversion_problems(config, schema))
+                + instances_problems(config) + figure_problems(config)
+                + inversion_problems(config, schema))
     if problems:
         problems = "\n".join(f"  - {problem}" for problem in problems)
         raise ConfigError(f"invalid config:\n{problems}\nEvery key is described in "
@@ -319,9 +320,10 @@ def data_settings(config, schema):
 ANALYSIS_DATA = (("outliers", "ood"), ("probes", "data"))
 
 # What fixes a data file's probe images: neither train_size nor val_fraction does.
-PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size", "pad")
+PROBE_KEYS = ("dataset", "classes", "probe_size", "split_seed", "resize", "test_size", "pad",
+              "binarise")
 # Keys that came later, in a key only where set: no existing study's key changes.
-LATER_PROBE_KEYS = ("pad",)
+LATER_PROBE_KEYS = ("pad", "binarise")
 
 
 def probe_key(setting):
@@ -430,6 +432,14 @@ def instances_problems(config):
     too_many = sorted(k for k in sizes if k > seeds)
     return [f"analyses.instances.sizes: {too_many} instances asked of {seeds} seeds; train "
             f"more seeds (seeds:) or ask for at most {seeds}"] if too_many else []
+
+
+def figure_problems(config):
+    """A figure asked to draw a seed the study does not train."""
+    seed = config.get("figures", {}).get("instance_mds", {}).get("seed")
+    seeds = config.get("seeds", [])
+    return [f"figures.instance_mds.seed: {seed} is not one of the seeds {seeds}; name one of "
+            "them, or null for the first"] if seed is not None and seed not in seeds else []
 
 
 def inversion_problems(config, schema):
@@ -559,23 +569,44 @@ def grid_problems(config, schema):
 
 
 def shape_problems(config, schema):
-    """cae variants whose bottleneck the images do not allow: sides that its
-    levels cannot halve, a compression that is no whole number of channels."""
-    variants = {name: variant for name, variant in resolve_variants(config, schema).items()
-                if architecture_of(variant["model"], schema) == "cae"}
-    if not variants:
-        return []
-    from hourglass.data import image_shape
-    from hourglass.models import cae_bottleneck  # torch: only where a variant is a cae
+    """Models that their settings or the images do not allow: a cae whose
+    levels cannot halve the sides or whose compression is no whole number of
+    channels; a repeated layer the model lacks (model.repeat); a classifier
+    with fewer classes than its data (model.classes)."""
+    from hourglass.data import DATASETS
 
-    settings, problems = data_settings(config, schema), []
-    for name, variant in variants.items():
-        model = {**model_defaults(schema, "cae"), **variant["model"]}
+    settings, problems, built = data_settings(config, schema), [], {}
+    for name, variant in resolve_variants(config, schema).items():
+        architecture = architecture_of(variant["model"], schema)
+        model = {**model_defaults(schema, architecture), **variant["model"]}
+        data = settings[f"variants.{name}.data"]
+        labels = len(data.get("classes") or DATASETS[data["dataset"]].classes)
+        if model.get("classes") is not None and model["classes"] < labels:
+            problems.append(f"variants.{name}.model.classes: {model['classes']}, but its data "
+                            f"have {labels} classes; set it to {labels}")
+        if architecture == "cae" or model.get("repeat"):
+            built[name] = (model, data)
+    if not built:
+        return problems
+    from hourglass.data import image_shape
+    from hourglass.models import build_model  # torch: only where a model must be built
+
+    for name, (model, data) in built.items():
         try:
-            cae_bottleneck(model, image_shape(settings[f"variants.{name}.data"]))
+            build_model(model, image_shape(data))
         except ValueError as error:
             problems.append(f"variants.{name}.model: {error}")
     return problems
+
+
+# What gives a model the layers of a role, for the error naming it.
+VAE_HINT = "give the variant a VAE model (model: {architecture: vae_fc} or vae_conv)"
+ROLE_HINTS = {
+    **{role: VAE_HINT for role in ("mean", "logvar", "sampled", "logits")},
+    "classes": "make the variant a classifier (model.classes: the number of classes)",
+    "output": "a classifier (model.classes) has no output: train it with "
+              "training.objective {name: classifier}",
+}
 
 
 def role_problems(config, schema):
@@ -595,8 +626,10 @@ def role_problems(config, schema):
                           OBJECTIVES[objective].reads)]
         readers[name] += [(f"analyses.{analysis}", f"the {analysis} analysis",
                            ANALYSES[analysis].roles) for analysis in enabled]
-    # every model has an input and an output: build only those read for more
-    readers = {name: [r for r in reads if set(r[2]) - {"input", "output"}]
+    # every model has an input, and an output unless it is a classifier: build
+    # only those read for more
+    readers = {name: [r for r in reads if set(r[2]) - {"input", "output"}
+                      or variants[name]["model"].get("classes") is not None]
                for name, reads in readers.items()}
     readers = {name: reads for name, reads in readers.items() if reads}
     if not readers:
@@ -619,8 +652,9 @@ def role_problems(config, schema):
             if lacking:
                 problems.append(
                     f"{where}: {reader} reads the {', '.join(lacking)} layers of variant "
-                    f"{name!r}, whose model ({model['architecture']}) lacks them; give the variant "
-                    "a VAE model (model: {architecture: vae_fc} or vae_conv)")
+                    f"{name!r}, whose model ({model['architecture']}) lacks them; "
+                    + "; ".join(dict.fromkeys(ROLE_HINTS[role]
+                                              for role in lacking)))
     return problems
 
 

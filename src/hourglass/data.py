@@ -444,6 +444,13 @@ def padded(x, pad):
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
+def binarised(x, scale, threshold):
+    """uint8 images whose pixels are 0 below `threshold` (in the [0, 1] range
+    the `scale` maps them to) and the top of that range from it on."""
+    top = round(1 / scale)
+    return np.where(x.astype(np.float64) * scale >= threshold, top, 0).astype(x.dtype)
+
+
 def resized(x, size):
     """uint8 images (N x C x H x W) resized to size x size by torchvision's
     antialiased bilinear resize, rounded back to uint8."""
@@ -564,13 +571,14 @@ def first_images(name, src, first):
 
 
 def prepare(name, root, download, val_fraction, train_size, probe_size, split_seed, out,
-            classes=None, first=None, resize=None, test_size=None, pad=None):
+            classes=None, first=None, resize=None, test_size=None, pad=None, binarise=None):
     """Load dataset `name`, check it, keep its first images (`first`: {train,
     test} counts, or None for all) and its `classes` (all if None), keep a
     class-stratified `test_size` of its test images (None: all), split it,
     choose the probe set (probe_size None: see probe_size_of), pad the images
-    by `pad` black pixels a side and resize them to `resize` pixels a side
-    (None: neither), and write `out`."""
+    by `pad` black pixels a side, resize them to `resize` pixels a side and
+    binarise them at the threshold `binarise` (None: none of these), and
+    write `out`."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     src = DATASETS[name].load(root, download, split_seed)
@@ -615,6 +623,8 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
         splits = {split: (padded(x, pad), y) for split, (x, y) in splits.items()}
     if resize is not None:
         splits = {split: (resized(x, resize), y) for split, (x, y) in splits.items()}
+    if binarise is not None:
+        splits = {split: (binarised(x, src.scale, binarise), y) for split, (x, y) in splits.items()}
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         for split, (x, y) in splits.items():
             group = f.create_group(split)
@@ -630,7 +640,7 @@ def prepare(name, root, download, val_fraction, train_size, probe_size, split_se
                     settings=dict(classes=classes, first=first, val_fraction=val_fraction,
                                   train_size=train_size, probe_size=probe_size,
                                   split_seed=split_seed, resize=resize, test_size=test_size,
-                                  pad=pad))
+                                  pad=pad, binarise=binarise))
 
 
 def load_split(path, split):

@@ -29,17 +29,21 @@ class Check:
     function: Callable[..., tuple[str, bool | None]]
 
 
-def final(table, variants):
-    """The rows of `variants` (all where None) at the final checkpoint."""
-    rows = table[table["epoch"] == "final"]
+def final(table, variants, epoch="final"):
+    """The rows of `variants` (all where None) at checkpoint `epoch` (the final one)."""
+    rows = table[table["epoch"] == epoch]
     return rows if variants is None else rows[rows["variant"].isin(variants)]
 
 
-def rc_dips_at_bottleneck(consistency, variants: list | None = None):
-    """At the final checkpoint, per variant: the lowest RC of the bottleneck
-    layers lies below the RC of the first encoder layer and of the output."""
+def rc_dips_at_bottleneck(consistency, variants: list | None = None, epoch: str = "final"):
+    """At checkpoint `epoch` (the final one), per variant: the lowest RC of
+    the bottleneck layers lies below the RC of the first encoder layer and of
+    the output."""
     parts, verdicts = [], []
-    for variant, rows in final(consistency, variants).groupby("variant", sort=False):
+    rows_at = final(consistency, variants, epoch)
+    if rows_at.empty:
+        return f"no checkpoint {epoch!r} in consistency.csv (add it to checkpoints:)", None
+    for variant, rows in rows_at.groupby("variant", sort=False):
         rows = rows.sort_values("layer_index")
         first = rows[rows["region"] == "encoder"].head(1)
         bottleneck = rows[rows["region"] == "bottleneck"]
@@ -57,13 +61,12 @@ def rc_dips_at_bottleneck(consistency, variants: list | None = None):
     return "; ".join(parts), all_held(verdicts)
 
 
-def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "0",
-                       tolerance: float = 0.0):
-    """At checkpoint `epoch` (0: untrained), per variant: RC falls from layer to
-    layer, input to output (no rise above `tolerance`)."""
-    rows = consistency[consistency["epoch"] == epoch]
-    if variants is not None:
-        rows = rows[rows["variant"].isin(variants)]
+def rc_falls(consistency, variants: list | None = None, epoch: str = "0",
+             tolerance: float = 0.0):
+    """At checkpoint `epoch` (0: untrained; final: a classifier's, as Mehrer
+    et al. found), per variant: RC falls from layer to layer, input to
+    output (no rise above `tolerance`)."""
+    rows = final(consistency, variants, epoch)
     if rows.empty:
         return f"no checkpoint {epoch!r} in consistency.csv (add it to checkpoints:)", None
     parts, verdicts = [], []
@@ -72,6 +75,151 @@ def untrained_rc_falls(consistency, variants: list | None = None, epoch: str = "
         rises = np.diff(rc)
         parts.append(f"{variant}: RC " + " → ".join(f"{v:.2f}" for v in rc))
         verdicts.append(None if np.isnan(rc).any() else bool((rises <= tolerance).all()))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def rc_rises_with_epochs(consistency, variants: list | None = None, tolerance: float = 0.02):
+    """Per variant, over its numbered checkpoints after 0: the mean RC over
+    its layers rises from the first to the last, and the last two differ by
+    at most `tolerance` (it converges; Durbha et al., Fig. 3a)."""
+    rows = consistency if variants is None else consistency[consistency["variant"].isin(variants)]
+    parts, verdicts = [], []
+    for variant, trained in rows.groupby("variant", sort=False):
+        numbered = trained[~trained["epoch"].isin(["final", "0"])]
+        means = numbered.groupby(numbered["epoch"].astype(int))["rc"].mean().sort_index()
+        if len(means) < 2:
+            parts.append(f"{variant}: fewer than 2 checkpoints after 0 (checkpoints:)")
+            verdicts.append(None)
+            continue
+        parts.append(f"{variant}: mean RC " + ", ".join(f"epoch {e} {v:.3f}"
+                                                        for e, v in means.items()))
+        verdicts.append(None if means.isna().any() else
+                        bool(means.iloc[-1] > means.iloc[0]
+                             and abs(means.iloc[-1] - means.iloc[-2]) <= tolerance))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def bottleneck_minimum(rows):
+    """The lowest RC of a variant's bottleneck layers (NaN if any is undefined)."""
+    return rows.loc[rows["region"] == "bottleneck", "rc"].min(skipna=False)
+
+
+def rc_rises_with_latent(consistency, variants: list):
+    """At the final checkpoint: the lowest RC of the bottleneck layers rises
+    from variant to variant of `variants`, given in the order of their latent
+    sizes (Durbha et al., Fig. 3b)."""
+    rows = final(consistency, variants)
+    lacking = [v for v in variants if v not in set(rows["variant"])]
+    if lacking:
+        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    lows = [bottleneck_minimum(rows[rows["variant"] == v]) for v in variants]
+    measured = "bottleneck RC " + " → ".join(f"{v} {low:.3f}" for v, low in zip(variants, lows))
+    if np.isnan(lows).any():
+        return measured, None
+    return measured, bool((np.diff(lows) > 0).all())
+
+
+def mean_rc(rows, region):
+    """A variant's mean RC over its layers of `region` (all where None); NaN if any is undefined."""
+    if region is not None:
+        rows = rows[rows["region"] == region]
+    return rows["rc"].mean(skipna=False)
+
+
+def more_consistent(consistency, variant: str, than: list, region: str | None = None):
+    """At the final checkpoint: `variant`'s mean RC over its layers (of
+    `region`, e.g. bottleneck; all where None) lies above that of each of
+    `than` (Durbha et al.: 3 bottleneck layers above 5 and 7, Fig. 4; the
+    network without repeated layers above those with, Fig. 6)."""
+    rows = final(consistency, [variant, *than])
+    lacking = [v for v in [variant, *than] if v not in set(rows["variant"])]
+    if lacking:
+        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    means = {v: mean_rc(rows[rows["variant"] == v], region) for v in [variant, *than]}
+    measured = (f"mean RC over {region or 'all'} layers: "
+                + ", ".join(f"{v} {m:.3f}" for v, m in means.items()))
+    if any(math.isnan(m) for m in means.values()):
+        return measured, None
+    return measured, all(means[variant] > means[v] for v in than)
+
+
+def equally_consistent(consistency, variants: list, region: str | None = None,
+                       tolerance: float = 0.05):
+    """At the final checkpoint: the mean RC over the layers (of `region`; all
+    where None) of `variants` lies within `tolerance` of each other (Durbha
+    et al., Fig. 4: 5 and 7 bottleneck layers alike)."""
+    rows = final(consistency, variants)
+    lacking = [v for v in variants if v not in set(rows["variant"])]
+    if lacking:
+        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    means = [mean_rc(rows[rows["variant"] == v], region) for v in variants]
+    spread = max(means) - min(means)
+    measured = (f"mean RC over {region or 'all'} layers: "
+                + ", ".join(f"{v} {m:.3f}" for v, m in zip(variants, means))
+                + f"; range {spread:.3f}")
+    return measured, None if np.isnan(means).any() else bool(spread <= tolerance)
+
+
+def dip_in_middle_bottleneck(consistency, variants: list):
+    """At the final checkpoint, per variant of several bottleneck layers: the
+    lowest RC of them lies at the middle one (either middle one of an even
+    number; Durbha et al., Fig. 4)."""
+    parts, verdicts = [], []
+    for variant, rows in final(consistency, variants).groupby("variant", sort=False):
+        inner = rows[rows["region"] == "bottleneck"].sort_values("layer_index")
+        k = len(inner)
+        if k < 3 or inner["rc"].isna().any():
+            parts.append(f"{variant}: {k} bottleneck layers" + (", some undefined" if k >= 3 else
+                                                                " (need 3 or more)"))
+            verdicts.append(None)
+            continue
+        lowest = int(np.argmin(inner["rc"].to_numpy()))
+        middle = {(k - 1) // 2, k // 2}
+        parts.append(f"{variant}: lowest RC {inner['rc'].iloc[lowest]:.3f} at "
+                     f"{inner['layer'].iloc[lowest]} (layer {lowest + 1} of {k})")
+        verdicts.append(lowest in middle)
+    lacking = [v for v in variants if v not in set(consistency["variant"])]
+    if lacking:
+        parts.append(f"no variant {', '.join(lacking)} in consistency.csv")
+        verdicts.append(None)
+    return "; ".join(parts), all_held(verdicts)
+
+
+def mirrors_v_shape(mirrors, variants: list | None = None):
+    """At the final checkpoint, per variant: the mean distance over seeds
+    between an encoder layer and its mirror in the decoder rises at every
+    step out from the bottleneck (Durbha et al., Fig. 8: a V, the last
+    encoder and the first decoder layer nearest); also says in how many
+    seeds alone it rises."""
+    parts, verdicts = [], []
+    for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
+        means = rows.groupby("step")["mirror_distance"].mean()
+        each = rows.pivot(index="seed", columns="step", values="mirror_distance")
+        rising = int((each.diff(axis=1).iloc[:, 1:] > 0).all(axis=1).sum())
+        parts.append(f"{variant}: mean mirror distance " + " → ".join(
+            f"{rows.loc[rows['step'] == step, 'encoder'].iloc[0]}/"
+            f"{rows.loc[rows['step'] == step, 'decoder'].iloc[0]} {value:.3f}"
+            for step, value in means.items()) + f" (rising in {rising} of {len(each)} seeds)")
+        verdicts.append(None if means.isna().any() or len(means) < 2
+                        else bool((np.diff(means.to_numpy()) > 0).all()))
+    return "; ".join(parts), all_held(verdicts)
+
+
+def neighbours_closer_than_mirrors(mirrors, variants: list | None = None):
+    """At the final checkpoint, per variant: every encoder layer and its
+    mirror lie closer, in the mean over seeds, to their neighbours towards the
+    bottleneck than to each other (Durbha et al.: mirrored layers are not
+    alike, neighbours are)."""
+    parts, verdicts = [], []
+    for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
+        means = rows.groupby("step")[["mirror_distance", "encoder_next",
+                                      "decoder_previous"]].mean()
+        nearer = means["mirror_distance"] > means[["encoder_next", "decoder_previous"]].max(axis=1)
+        farther = [f"{rows.loc[rows['step'] == step, 'encoder'].iloc[0]}" for step in
+                   means.index[~nearer & means.notna().all(axis=1)]]
+        parts.append(f"{variant}: neighbours nearer than the mirror at {int(nearer.sum())} of "
+                     f"{len(means)} pairs" + (f" (not from {', '.join(farther)})" if farther else ""))
+        verdicts.append(None if means.isna().any().any() else not farther)
     return "; ".join(parts), all_held(verdicts)
 
 
@@ -575,9 +723,30 @@ FINDINGS = {
     "rc_dips_at_bottleneck": Check(
         "RC dips toward the bottleneck and rises toward the output",
         (("consistency", "consistency"),), rc_dips_at_bottleneck),
-    "untrained_rc_falls": Check(
-        "the untrained network's RC keeps falling from input to output",
-        (("consistency", "consistency"),), untrained_rc_falls),
+    "rc_falls": Check(
+        "RC keeps falling from input to output (untrained, or a classifier's)",
+        (("consistency", "consistency"),), rc_falls),
+    "rc_rises_with_epochs": Check(
+        "RC rises with training and converges", (("consistency", "consistency"),),
+        rc_rises_with_epochs),
+    "rc_rises_with_latent": Check(
+        "the bottleneck's RC rises with its size", (("consistency", "consistency"),),
+        rc_rises_with_latent),
+    "more_consistent": Check(
+        "one variant is more consistent than others", (("consistency", "consistency"),),
+        more_consistent),
+    "equally_consistent": Check(
+        "variants are about equally consistent", (("consistency", "consistency"),),
+        equally_consistent),
+    "dip_in_middle_bottleneck": Check(
+        "of several bottleneck layers, the middle one is the least consistent",
+        (("consistency", "consistency"),), dip_in_middle_bottleneck),
+    "mirrors_v_shape": Check(
+        "mirrored layers lie farther apart the farther they are from the bottleneck",
+        (("consistency", "mirrors"),), mirrors_v_shape),
+    "neighbours_closer_than_mirrors": Check(
+        "layers are nearer their neighbours than their mirrored layers",
+        (("consistency", "mirrors"),), neighbours_closer_than_mirrors),
     "next_layer_closer": Check(
         "except for the first and last layers, each layer is closer to the next layer than "
         "its own instances are to each other", (("consistency", "clusters"),), next_layer_closer),

@@ -81,6 +81,17 @@ def denoising(noise_std: float) -> Loss:
     return Loss(reconstruction_terms, noisy)
 
 
+def classifier() -> Loss:
+    """Supervised training of a classifier (model.classes): the cross-entropy of
+    its class scores against the labels; its accuracy is a term too."""
+    def terms(layers, batch):
+        scores = layers["classes"]
+        loss = F.cross_entropy(scores, batch.y)
+        return {"loss": loss, "accuracy": (scores.argmax(1) == batch.y).float().mean()}
+
+    return Loss(terms)
+
+
 # The variational objectives: each a reconstruction term (a log-likelihood:
 # summed over the pixels, averaged over the images) plus a regulariser of the
 # posterior N(mean, exp(logvar)), following disentanglement_lib (Locatello et

@@ -10,13 +10,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hourglass.activations import repeat_name
+
 # The roles a recorded layer may play, each with the region of the network
 # the figures shade it in. A new kind of layer (a classifier's head, say) is a
 # new entry here. A VAE's heads: the posterior's mean and log-variance, the
 # code drawn from it, and the decoder's logits before the output's sigmoid.
+# A classifier's head: its class scores (logits), in place of a decoder.
 ROLES = {"input": "input", "encoder": "encoder", "bottleneck": "bottleneck",
          "decoder": "decoder", "output": "output", "mean": "bottleneck",
-         "logvar": "bottleneck", "sampled": "bottleneck", "logits": "output"}
+         "logvar": "bottleneck", "sampled": "bottleneck", "logits": "output",
+         "classes": "output"}
 
 
 class Reparameterise(nn.Module):
@@ -116,11 +120,37 @@ def _dense_stages(role, n_in, widths, activation, flatten=False):
     return stages
 
 
+def with_repeats(stages, repeat, copy):
+    """`stages` with each layer named in `repeat` ({layer: copies}) followed by
+    that many copies of its own, from `copy(module)`: a module taking the
+    layer's output to another of the same shape. Only encoder and decoder
+    layers repeat; naming another is an error listing those."""
+    names = [name for name, role, _ in stages if role in ("encoder", "decoder")]
+    unknown = [layer for layer in repeat if layer not in names]
+    if unknown:
+        raise ValueError(f"model.repeat names {', '.join(unknown)}, not an encoder or decoder "
+                         f"layer of the model; those it has: {', '.join(names)} (more bottleneck "
+                         "layers: model.bottleneck_layers)")
+    out = []
+    for name, role, module in stages:
+        out.append((name, role, module))
+        out += [(repeat_name(name, k), role, copy(module)) for k in range(1, repeat.get(name, 0) + 1)]
+    return out
+
+
+def _classifier_head(settings, encoder_stages, features):
+    """The encoder's stages and a dense head of `classes` class scores (the
+    logits a softmax reads; role classes) in place of the decoder."""
+    return [*encoder_stages, ("classes", "classes", nn.Linear(features, settings["classes"]))]
+
+
 def _fc(settings, input_shape):
     """784-512-256-128-64-[b]xk-64-128-256-512-784 (Durbha et al. 2022), with the
     widths, latent size b, bottleneck depth k, and the activation of the hidden
     layers (`activation`) and of the code (`latent_activation`) taken from
-    `settings`; the output is a sigmoid."""
+    `settings`; the output is a sigmoid. `repeat` adds copies of encoder or
+    decoder layers (a dense layer of the same width each); `classes`, where
+    set, replaces the decoder by a classifier's head."""
     n_in = math.prod(input_shape)
     widths, latent, k = settings["widths"], settings["latent"], settings["bottleneck_layers"]
     hidden, code = ACTIVATIONS[settings["activation"]], ACTIVATIONS[settings["latent_activation"]]
@@ -128,16 +158,27 @@ def _fc(settings, input_shape):
     for i in range(1, k + 1):
         stages.append((f"bottleneck{i}", "bottleneck", nn.Sequential(nn.Linear(prev, latent), code())))
         prev = latent
-    stages += _dense_stages("decoder", prev, widths[::-1], hidden)
-    prev = widths[0]
-    stages.append(("output", "output", nn.Sequential(
-        nn.Linear(prev, n_in), nn.Sigmoid(), nn.Unflatten(1, tuple(input_shape)))))
-    return stages
+    if settings.get("classes") is not None:
+        stages = _classifier_head(settings, stages, latent)
+    else:
+        stages += _dense_stages("decoder", prev, widths[::-1], hidden)
+        stages.append(("output", "output", nn.Sequential(
+            nn.Linear(widths[0], n_in), nn.Sigmoid(), nn.Unflatten(1, tuple(input_shape)))))
+
+    def copy(module):  # a dense layer of the layer's width, flattening nothing
+        width = next(m for m in module if isinstance(m, nn.Linear)).out_features
+        return nn.Sequential(nn.Linear(width, width), hidden())
+
+    return with_repeats(stages, settings.get("repeat", {}), copy)
 
 
 def _conv(settings, input_shape):
     """conv-pool-conv-pool-conv-flatten-dense[b]xk-dense-reshape-conv-up-conv-up-conv:
-    the consistency paper's CIFAR-10 autoencoder, channels from `settings`."""
+    the consistency paper's CIFAR-10 autoencoder, channels from `settings`.
+    `repeat` adds copies of encoder or decoder layers: a 3x3 convolution of
+    the layer's channels with ReLU, at the size of its output (after its
+    pooling or upsampling); `classes`, where set, replaces the decoder by a
+    classifier's head."""
     c_in, height, width = input_shape
     if height % 4 or width % 4:
         raise ValueError(f"the conv model needs image sides divisible by 4, got {height}x{width}")
@@ -159,14 +200,25 @@ def _conv(settings, input_shape):
         stages.append((f"bottleneck{i}", "bottleneck",
                        nn.Sequential(*layers, nn.Linear(prev, latent), nn.ReLU())))
         prev = latent
-    stages += [
-        ("decoder1", "decoder",
-         nn.Sequential(nn.Linear(latent, n_inner), nn.ReLU(), nn.Unflatten(1, inner))),
-        ("decoder2", "decoder", nn.Sequential(conv(c3, c2), nn.ReLU(), nn.Upsample(scale_factor=2))),
-        ("decoder3", "decoder", nn.Sequential(conv(c2, c1), nn.ReLU(), nn.Upsample(scale_factor=2))),
-        ("output", "output", nn.Sequential(conv(c1, c_in), nn.Sigmoid())),
-    ]
-    return stages
+    if settings.get("classes") is not None:
+        stages = _classifier_head(settings, stages, latent)
+    else:
+        stages += [
+            ("decoder1", "decoder",
+             nn.Sequential(nn.Linear(latent, n_inner), nn.ReLU(), nn.Unflatten(1, inner))),
+            ("decoder2", "decoder",
+             nn.Sequential(conv(c3, c2), nn.ReLU(), nn.Upsample(scale_factor=2))),
+            ("decoder3", "decoder",
+             nn.Sequential(conv(c2, c1), nn.ReLU(), nn.Upsample(scale_factor=2))),
+            ("output", "output", nn.Sequential(conv(c1, c_in), nn.Sigmoid())),
+        ]
+
+    def copy(module):  # decoder1 is dense, then reshaped: its copy convolves the reshaped maps
+        channels = [m for m in module if isinstance(m, nn.Conv2d)]
+        width = channels[0].out_channels if channels else inner[0]
+        return nn.Sequential(conv(width, width), nn.ReLU())
+
+    return with_repeats(stages, settings.get("repeat", {}), copy)
 
 
 def _vae_heads(features, latent, reads):

@@ -38,6 +38,9 @@ OBJECTIVES = {
     "denoising": Objective(
         "reconstruct the clean input from one with Gaussian noise of noise_std added, clipped "
         "to [0, 1] (recon = loss)", "hourglass.losses:denoising"),
+    "classifier": Objective(
+        "classify: cross-entropy of the class scores against the labels (a model with "
+        "model.classes; the accuracy is a term too)", "hourglass.losses:classifier", ("classes",)),
     "beta_vae": Objective(
         "VAE: recon + beta * KL (recon: -log p(x|z), bce Bernoulli, mse Gaussian)",
         "hourglass.losses:beta_vae", VAE_ROLES),

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hourglass.activations import epoch_order, output_layer  # noqa: E402
+from hourglass.activations import epoch_order, is_repeat, output_layer  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.findings import first_layers, inverted_layers  # noqa: E402
@@ -192,6 +192,39 @@ def instances_figure(table, paths, dpi=150):
         ax.set_title(f"{variant} ({rows['subset'].nunique()} subsets per size)", pad=14)
     axes[0, 0].set_ylabel("representational consistency\n(band: ± sd over subsets)")
     axes[0, -1].legend(loc="lower left", fontsize=8)
+    save(fig, paths, dpi)
+
+
+def instance_mds_figure(table, paths, dpi=150, seed=None):
+    """MDS of one seed's layers at the final checkpoint (Durbha et al., Figs.
+    7 and 8): a column per variant; the top row with the input and output,
+    the bottom row without them. Each point a layer, joined from input to
+    output, coloured by region; `seed` None: the first seed."""
+    rows = table[table["epoch"] == "final"]
+    seed = int(rows["seed"].min()) if seed is None else seed
+    rows = rows[rows["seed"] == seed]
+    variants = list(dict.fromkeys(rows["variant"]))
+    fig, axes = plt.subplots(2, len(variants), squeeze=False, layout="constrained",
+                             figsize=(3.2 * len(variants), 6.2))
+    for column, variant in zip(axes.T, variants):
+        for ax, kind in zip(column, ("all", "inner")):
+            panel = rows[(rows["variant"] == variant) & (rows["layers"] == kind)]
+            panel = panel.sort_values("layer_index")
+            colours = region_colours(list(panel["layer"]), list(panel["region"]))
+            ax.plot(panel["x"], panel["y"], color="grey", lw=0.6, zorder=1)
+            for _, point in panel.iterrows():
+                ax.scatter(point["x"], point["y"], s=22, color=colours[point["layer"]], zorder=2,
+                           edgecolor="white", linewidth=0.3)
+                ax.annotate(point["layer"], (point["x"], point["y"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
+            left_out = int(panel["x"].isna().sum())
+            ax.set_title(f"{variant}, seed {seed}" + (", no input/output" if kind == "inner" else "")
+                         + (f"\n{left_out} undefined (left out)" if left_out else ""), fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal", adjustable="datalim")
+    fig.supxlabel("MDS dimension 1 (one seed's layers: 1 - r between their RDMs)")
+    fig.supylabel("MDS dimension 2")
     save(fig, paths, dpi)
 
 
@@ -847,16 +880,22 @@ def across_seeds(matrix, labels, epoch, layers):
 def overview(table, measure, paths, dpi=150):
     """The headline result on one page, at the final checkpoint: RC per layer of
     every variant on one axis and, if a measure is given as (name, matrix,
-    labels), that measure between the same layer of different seeds."""
+    labels), that measure between the same layer of different seeds. Repeated
+    layers (model.repeat) are hatched."""
     variants = list(dict.fromkeys(table["variant"]))
     layers, regions = merged_layers(table)
     position = {layer: i for i, layer in enumerate(layers)}
     colours = dict(zip(variants, PALETTE * (len(variants) // len(PALETTE) + 1)))
-    fig, axes = plt.subplots(1, 2 if measure else 1, figsize=(9.6 if measure else 5.2, 3.9),
+    width = max(5.2, 0.3 * len(layers))  # room for every layer's name
+    fig, axes = plt.subplots(1, 2 if measure else 1, figsize=(2 * width if measure else width, 3.9),
                              squeeze=False, sharey=False, layout="constrained")
     axes = axes[0]
     for ax in axes:
         shade_regions(ax, regions)
+        for i, layer in enumerate(layers):  # a repeated layer (model.repeat): hatched
+            if is_repeat(layer):
+                ax.axvspan(i - 0.5, i + 0.5, facecolor="none", edgecolor="grey", hatch="///",
+                           lw=0, alpha=0.4)
         layer_axis(ax, layers)
         ax.axhline(0, color="grey", lw=0.5)
     ax = axes[0]

@@ -43,6 +43,7 @@ data:
   # test_size: 2000      # keep a class-stratified subset of the test images (unset: all)
   # resize: 64           # resize every image to this many pixels a side (vae_conv: 64)
   # pad: 2               # add this many black pixels on every side (28 -> 32 for a cae)
+  # binarise: 0.5        # black or white: white from this value in [0, 1] on
 
 seeds: [0, 1, 2, 3, 4]   # one network per seed and variant; at least 2
 
@@ -67,6 +68,8 @@ model:
   activation: relu       # of the encoder and decoder layers, or tanh
   latent_activation: relu  # of the bottleneck layers, or tanh, or linear (none)
   init: glorot_uniform   # or glorot_normal
+  # repeat: {encoder2: 2}  # fc, conv: copies added after encoder or decoder layers
+  # classes: 10          # fc, conv: a classifier of this many classes instead of a decoder
   # levels: 3            # cae: levels of residual blocks and a stride-2 convolution
   # area: M              # cae: bottleneck area, S, M or L (the deepest 0, 1, 2 strides dropped)
   # compression: 0.25    # cae: bottleneck values as a share of the input's
@@ -110,6 +113,10 @@ variants:
 # across_variants, one job for the study.
 analyses:
   consistency: {}        # RC per layer across seeds and the MDS (options under similarity:)
+  # instances:           # RC from nested random subsets of the seeds, no retraining
+    # sizes: [2, 3]      # the subsets' numbers of seeds (at most the seeds trained)
+    # subsets: 10        # random orders of the seeds
+    # seed: 0            # seeds the orders
   # latent:              # how far apart a layer's codes keep the classes: silhouettes,
     # layer: null        # of this layer (null = the last bottleneck layer), against
     # components: 2      # the raw images and an exact PCA with this many components
@@ -176,7 +183,7 @@ findings:
   - claim: RC dips toward the bottleneck and rises toward the output
     check: rc_dips_at_bottleneck
   - claim: the untrained network's RC keeps falling from input to output
-    check: untrained_rc_falls
+    check: rc_falls
     params: {epoch: "0"}
 
 similarity:
@@ -196,6 +203,8 @@ figures:
   dpi: 150
   reconstructions:
     per_class: 1         # probe images per class in the reconstructions figure
+  instance_mds:          # of the consistency analysis
+    seed: null           # the seed whose layers are drawn (null = the first)
   silhouette_plots:      # of the latent analysis
     seeds: null          # the seeds drawn (null = the first three)
 """)

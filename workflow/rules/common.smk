@@ -51,11 +51,17 @@ MEASURE_VIEWS = ("layers", "seeds", "epochs")
 FINDINGS_READS = list(
     dict.fromkeys(r for f in config["findings"] for r in FINDINGS[f["check"]].reads)
 )
+# The variants whose output is an image: all but classifiers (model.classes).
+RECONSTRUCTING = [
+    v for v in VARIANTS if config["variants"][v]["model"].get("classes") is None
+]
 # The overview needs RC per layer: it comes with the consistency analysis;
-# training and reconstructions need a variant (a study of library networks has none).
+# training needs a variant (a study of library networks has none), and
+# reconstructions one that reconstructs.
 FIGURES = (
     ["overview"] * ("consistency" in ANALYSES_ENABLED)
-    + ["training", "reconstructions"] * bool(VARIANTS)
+    + ["training"] * bool(VARIANTS)
+    + ["reconstructions"] * bool(RECONSTRUCTING)
     + [*ANALYSIS_FIGURES]
     + [f"{measure}_{view}" for measure in MEASURES for view in MEASURE_VIEWS]
 )
@@ -178,11 +184,11 @@ def figure_inputs(w):
             variant=VARIANTS,
             seed=SEEDS,
         )
-    # reconstructions: per variant, its probe images and its first seed's
-    # final output layer
+    # reconstructions: per variant that reconstructs, its probe images and
+    # its first seed's final output layer
     return [
         path
-        for variant in VARIANTS
+        for variant in RECONSTRUCTING
         for path in (
             data_file(variant),
             f"{STUDY_DIR}/{variant}/seed{SEEDS[0]}/activations/final.h5",

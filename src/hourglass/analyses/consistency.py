@@ -15,6 +15,7 @@ and `undefined` says why.
 """
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.manifold import MDS
 
@@ -172,11 +173,75 @@ def cluster_distances(dissimilarity, n_layers, n_seeds):
     return spread, to_next
 
 
+def one_instance(dissimilarity, n_layers, n_seeds, seed_index):
+    """The second-order dissimilarities between the layers of one seed (an
+    L x L matrix) out of those of layers x seeds (layer-major, as
+    cluster_distances reads them)."""
+    D = np.asarray(dissimilarity, dtype=np.float64).reshape(n_layers, n_seeds, n_layers, n_seeds)
+    return D[:, seed_index, :, seed_index]
+
+
+# Figs. 7 and 8 of Durbha et al.: one seed's layers with the input and the
+# output, and without them, whose nearness says little of the layers between.
+ENDS = ("input", "output")
+
+
+def instance_layouts(distances, layers, regions, seed=0):
+    """MDS of one seed's layers (`distances`, L x L; NaN where a layer's RDM
+    is constant, which is then left out): with every layer ('all') and
+    without the input and output ('inner'). Rows (layers, layer, x, y,
+    undefined) per layer of each."""
+    rows = []
+    for kind in ("all", "inner"):
+        kept = [i for i, region in enumerate(regions) if kind == "all" or region not in ENDS]
+        defined = [i for i in kept if not np.isnan(distances[i, kept]).all()]
+        xy = dict(zip(defined, mds_2d(distances[np.ix_(defined, defined)], seed=seed)))
+        for i in kept:
+            x, y = xy.get(i, (np.nan, np.nan))
+            rows.append(dict(layers=kind, layer=layers[i], layer_index=i, region=regions[i],
+                             x=x, y=y, undefined="" if i in xy else "its RDM is constant"))
+    return rows
+
+
+MIRROR_COLUMNS = ["variant", "epoch", "seed", "step", "encoder", "decoder", "mirror_distance",
+                  "encoder_next", "decoder_previous"]
+
+
+def mirror_distances(distances, layers, regions):
+    """One seed's encoder layers paired with their mirrors in the decoder,
+    from the bottleneck outwards (the last encoder layer with the first
+    decoder layer, step 1, and so on), each with the second-order distance
+    between the two and from each to its neighbour towards the bottleneck
+    (Durbha et al., Fig. 8: a V, mirrors farther apart the farther out)."""
+    encoders = [i for i, region in enumerate(regions) if region == "encoder"]
+    decoders = [i for i, region in enumerate(regions) if region == "decoder"]
+    return [dict(step=step, encoder=layers[e], decoder=layers[d],
+                 mirror_distance=distances[e, d], encoder_next=distances[e, e + 1],
+                 decoder_previous=distances[d, d - 1])
+            for step, (e, d) in enumerate(zip(encoders[::-1], decoders), 1)]
+
+
 def mds_2d(dissimilarity, seed=0):
-    """2-D metric MDS of a square dissimilarity matrix (scikit-learn's SMACOF)."""
-    mds = MDS(n_components=2, metric_mds=True, metric="precomputed", init="classical_mds",
-              n_init=1, random_state=seed)
-    return mds.fit_transform(np.asarray(dissimilarity, dtype=np.float64))
+    """2-D metric MDS of a square dissimilarity matrix (scikit-learn's SMACOF),
+    from the classical (Torgerson) layout. Where the dissimilarities are too
+    far from distances for one in 2-D (the doubly centred squared matrix has
+    fewer than 2 clearly positive eigenvalues, as 1 - r between a few layers
+    can), from the best of 4 random layouts instead: the classical start
+    would be NaN. Fewer than 3 points are laid out as they are: none, one
+    at 0, or two on the x axis at their distance."""
+    D = np.asarray(dissimilarity, dtype=np.float64)
+    n = len(D)
+    if n < 3:
+        x = np.array([-0.5, 0.5]) * D[0, 1] if n == 2 else np.zeros(n)
+        return np.column_stack([x, np.zeros(n)])
+    J = np.eye(n) - 1 / n
+    eigenvalues = np.linalg.eigvalsh(-0.5 * J @ D**2 @ J)
+    # positive beyond rounding: sklearn takes the square roots of the top two
+    classical = n > 2 and eigenvalues[-2] > 1e-9 * np.abs(eigenvalues).max()
+    mds = MDS(n_components=2, metric_mds=True, metric="precomputed",
+              init="classical_mds" if classical else "random", n_init=1 if classical else 4,
+              random_state=seed)
+    return mds.fit_transform(D)
 
 
 def variant_consistency(files, n_boot, ci, seed, log=log_line):
@@ -184,11 +249,13 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
 
     files: activation files of one variant, every seed at every checkpoint.
     Seeds that diverged are left out; `seeds_excluded` counts them.
-    Returns three tables (lists of dicts): consistency rows, MDS rows and
-    per layer the cluster's spread against the distance to the next layer
-    (cluster_distances). A layer x seed whose RDM is constant is left out of
-    the MDS: its x and y are NaN and its `undefined` says why; so are the
-    distances that would need it.
+    Returns five tables (lists of dicts): consistency rows, MDS rows, per
+    layer the cluster's spread against the distance to the next layer
+    (cluster_distances), and per seed the MDS of its own layers
+    (instance_layouts) and its mirrored layers' distances
+    (mirror_distances). A layer x seed whose RDM is constant is left out of
+    the MDS: its x and y are NaN and its `undefined` says why; the distances
+    that would need it are NaN.
     """
     kept, diverged = without_diverged(files)
     if diverged:
@@ -203,7 +270,7 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
             f"variant {variant!r}: {len(diverged)} of its seeds diverged "
             f"and {len(trained)} trained to the end; consistency needs at least 2. Lower "
             "training.lr or add seeds.")
-    consistency, mds, clusters = [], [], []
+    consistency, mds, clusters, layouts, mirrors = [], [], [], [], []
     for label, seeds in runs.items():
         seeds.sort(key=lambda s: s[0])
         variant, layers = seeds[0][2]["variant"], seeds[0][2]["layer_names"]
@@ -248,6 +315,12 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
                 variant=variant, epoch=checkpoint_epoch(label), layer=layer, layer_index=index,
                 region=regions[layer], cluster_spread=spread[index], next_distance=to_next[index],
                 undefined=f"a constant RDM in {', '.join(missing)}" if missing else ""))
+        in_order = [regions[layer] for layer in layers]
+        for index, (s, _, _) in enumerate(seeds):
+            distances = one_instance(full, len(layers), len(seeds), index)
+            key = dict(variant=variant, epoch=checkpoint_epoch(label), seed=s)
+            layouts += [{**key, **row} for row in instance_layouts(distances, layers, in_order, seed)]
+            mirrors += [{**key, **row} for row in mirror_distances(distances, layers, in_order)]
         if left_out.any():
             log(f"{variant} {label}: MDS leaves out {int(left_out.sum())} layer x seed RDMs "
                 "that are constant (see mds.csv: undefined)")
@@ -255,17 +328,18 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
         for (index, layer, s), (x, y), reason in zip(items, xy, reasons):
             mds.append(dict(variant=variant, epoch=checkpoint_epoch(label), layer=layer,
                             layer_index=index, seed=s, x=x, y=y, undefined=reason))
-    return consistency, mds, clusters
+    return consistency, mds, clusters, layouts, mirrors
 
 
 def run(activations, settings, out, threads=1):
     """The consistency analysis of one variant (its activation files; it reads
-    no data file): tables `consistency`, `mds` and `clusters` to the CSV
-    paths `out` names."""
+    no data file): its tables (variant_consistency) to the CSV paths `out`
+    names."""
     check_activation_files(activations, one_variant=True)  # all of them, before any compute
     torch.set_num_threads(threads)
-    rows, mds, clusters = variant_consistency(activations, settings["bootstrap"], settings["ci"],
-                                              settings["seed"])
-    write_table(rows, out["consistency"])
-    write_table(mds, out["mds"])
-    write_table(clusters, out["clusters"])
+    tables = variant_consistency(activations, settings["bootstrap"], settings["ci"],
+                                 settings["seed"])
+    for name, rows in zip(("consistency", "mds", "clusters", "instance_mds", "mirrors"), tables):
+        # a model without a decoder (a classifier) has no mirrors: a table of no rows
+        write_table(pd.DataFrame(rows, columns=MIRROR_COLUMNS if name == "mirrors" else None),
+                    out[name])

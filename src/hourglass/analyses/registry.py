@@ -82,10 +82,11 @@ class Analysis:
 ANALYSES = {
     "consistency": Analysis(
         "representational consistency (RC) per layer across seeds, the MDS of layers x seeds, "
-        "and each layer's spread across seeds against its distance to the next layer",
+        "each layer's spread across seeds against its distance to the next layer, and each "
+        "seed's own layers: their MDS and the distances of mirrored layers",
         folder="similarity",
         reads=("activations",),
-        tables=("consistency", "mds", "clusters"),
+        tables=("consistency", "mds", "clusters", "instance_mds", "mirrors"),
         run="hourglass.analyses.consistency:run",
         # its options live under `similarity:`, beside the measures that share them
         settings=lambda config: {k: config["similarity"][k] for k in ("bootstrap", "ci", "seed")},
@@ -97,6 +98,8 @@ ANALYSES = {
             "mds": Figure("MDS of layers × seeds", "3. Consistency", ("mds",), "mds"),
             "clusters": Figure("each layer's spread across seeds against the next layer",
                                "3. Consistency", ("clusters",), "clusters_figure"),
+            "instance_mds": Figure("MDS of one seed's layers, with and without input and output",
+                                   "3. Consistency", ("instance_mds",), "instance_mds_figure"),
         },
     ),
     "instances": Analysis(
