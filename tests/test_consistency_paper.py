@@ -15,7 +15,9 @@ import yaml
 from torch.nn import functional as F
 
 from conftest import REPO, SCHEMA, snakemake
-from hourglass.analyses.consistency import instance_layouts, mirror_distances, one_instance
+from hourglass.activations import read_layer
+from hourglass.analyses.consistency import (instance_layouts, mds_2d, mirror_distances,
+                                            one_instance)
 from hourglass.config import ConfigError, check_config
 from hourglass.data import binarised, load_split
 from hourglass.findings import FINDINGS
@@ -23,6 +25,7 @@ from hourglass.io import open_h5, read_json_attr
 from hourglass.losses import Batch
 from hourglass.models import build_model
 from hourglass.objectives import objective_loss
+from hourglass.similarity.rdm import rdm, upper_triangle
 
 FC = dict(architecture="fc", widths=[12, 6], latent=3, bottleneck_layers=1, activation="relu",
           latent_activation="relu", init="glorot_uniform")
@@ -102,6 +105,28 @@ def test_mirrored_layers_pair_outwards_from_the_bottleneck_with_their_neighbours
     assert [(r["encoder_next"], r["decoder_previous"]) for r in rows] == [(0.2, 0.3), (0.1, 0.2)]
 
 
+def test_repeats_and_unequal_depths_have_no_mirrors():
+    distances = np.ones((6, 6))
+    layers = ["input", "encoder1", "encoder1r1", "bottleneck1", "decoder1", "output"]
+    regions = ["input", "encoder", "encoder", "bottleneck", "decoder", "output"]
+    assert [(r["encoder"], r["decoder"]) for r in mirror_distances(distances, layers, regions)] \
+        == [("encoder1", "decoder1")]
+    regions[2], layers[2] = "encoder", "encoder2"  # two encoder layers, one decoder layer: none
+    assert mirror_distances(distances, layers, regions) == []
+
+
+def test_mds_lays_out_what_a_classical_start_cannot():
+    # 1 - r between three layers need not be distances: the centred matrix
+    # has one positive eigenvalue, and sklearn's classical start is NaN
+    D = np.array([[0.0, 1.0, 0.1], [1.0, 0.0, 0.2], [0.1, 0.2, 0.0]])
+    xy = mds_2d(D)
+    assert np.isfinite(xy).all()
+    far = np.linalg.norm(xy[0] - xy[1])
+    assert far > np.linalg.norm(xy[0] - xy[2]) and far > np.linalg.norm(xy[1] - xy[2])
+    assert mds_2d(np.array([[0.0, 0.4], [0.4, 0.0]])) == pytest.approx(np.array([[-0.2, 0], [0.2, 0]]))
+    assert mds_2d(np.zeros((1, 1))).tolist() == [[0.0, 0.0]]
+
+
 def test_one_seeds_layout_keeps_its_distances_and_leaves_out_the_ends():
     # four layers at the corners of a 3 x 4 rectangle: Euclidean, so MDS keeps them
     points = np.array([[0, 0], [3, 0], [3, 4], [0, 4]], dtype=float)
@@ -169,6 +194,9 @@ def test_rc_must_rise_over_the_epochs_and_settle():
                     table([1, 0.7, 0.41, 0.7, 0.9])])
     assert verdict("rc_rises_with_epochs", rc) is True
     assert verdict("rc_rises_with_epochs", rc, tolerance=0.001) is False
+    assert verdict("rc_dips_at_bottleneck", rc, epoch=1) is True  # YAML's 1 is checkpoint '1'
+    rc.loc[(rc["epoch"] == "1") & (rc["layer"] == "l2"), "rc"] = math.nan
+    assert verdict("rc_rises_with_epochs", rc) is None
     a_classifiers = table([1, 0.6, 0.4, 0.3, 0.2], epoch="final")
     assert verdict("rc_falls", a_classifiers, epoch="final") is True
 
@@ -190,6 +218,12 @@ def test_a_v_shape_needs_mirrors_farther_apart_step_by_step():
     measured, held = FINDINGS["neighbours_closer_than_mirrors"].function(
         mirrors([[0.05, 0.4]]))
     assert held is False and "not from e1" in measured
+    # a seed without a distance leaves the mean undefined, not the mean of the others
+    assert verdict("mirrors_v_shape", mirrors([[0.2, 0.4], [0.3, math.nan]])) is None
+    assert verdict("neighbours_closer_than_mirrors", mirrors([[0.2, 0.4]], math.nan)) is None
+    measured, held = FINDINGS["mirrors_v_shape"].function(mirrors([[0.2, 0.4]]),
+                                                          variants=["v", "classifier"])
+    assert held is None and "no mirrored layers of classifier" in measured
 
 
 def data_settings(path):
@@ -219,6 +253,18 @@ def test_the_config_names_what_a_model_or_objective_lacks():
         variants(v={"training": {"objective": {"name": "classifier"}}}))
     assert "figures.instance_mds.seed: 7 is not one of the seeds" in config_problems(
         {"figures": {"instance_mds": {"seed": 7}}})
+    # a classifier has no reconstruction to score as an outlier
+    assert "the outliers analysis reads the output layers of variant 'classifier'" in \
+        config_problems({"analyses": {"consistency": {}, "outliers": {
+            "ood": {"dataset": "digits", "probe_size": 20}}}})
+
+
+def test_the_config_names_findings_params_of_the_wrong_type_or_variants_it_lacks():
+    claims = {"findings": [{"claim": "c", "check": "rc_rises_with_latent",
+                            "params": {"variants": "latent2"}}]}
+    assert "params.variants is 'latent2', not list" in config_problems(claims)
+    claims["findings"][0]["params"]["variants"] = ["latent2", "latent8"]
+    assert "names latent8, not a variant of the study" in config_problems(claims)
 
 
 @pytest.mark.slow
@@ -236,16 +282,21 @@ def test_the_tiny_study_draws_every_figure_and_judges_every_claim(workflow_copy)
     pairs = pd.read_csv(study / "similarity" / "mirrors.csv", dtype={"epoch": str})
     assert "classifier" not in set(pairs["variant"])  # no decoder, no mirrors
     assert pairs[["mirror_distance", "encoder_next", "decoder_previous"]].notna().all().all()
-    # a mirror pair's distance is that of the two layers' RDMs of one seed, as the clusters'
-    # spread is of one layer's across seeds: both lie in [0, 2]
-    assert pairs["mirror_distance"].between(0, 2).all()
+    # repeats are left out of the pairs, and a pair's distance is 1 - r of the two RDMs
+    one = pairs[(pairs["variant"] == "repeated") & (pairs["seed"] == 0) & (pairs["epoch"] == "final")]
+    assert list(zip(one["encoder"], one["decoder"])) == [("encoder2", "decoder1"),
+                                                          ("encoder1", "decoder2")]
+    final_h5 = study / "repeated" / "seed0" / "activations" / "final.h5"
+    a, b = (upper_triangle(rdm(torch.as_tensor(read_layer(final_h5, layer), dtype=torch.float64)))
+            for layer in ("encoder2", "decoder1"))
+    assert one["mirror_distance"].iloc[0] == pytest.approx(1 - np.corrcoef(a, b)[0, 1], abs=1e-8)
     metrics = pd.read_csv(study / "classifier" / "seed0" / "metrics.csv")
     assert metrics["val_accuracy"].max() > 0.3  # 10 digits: chance is 0.1
     binary = [path for path in (study / "data").glob("*.h5") if data_settings(path).get("binarise")]
     assert len(binary) == 1 and set(np.unique(load_split(binary[0], "probe")[0])) == {0.0, 1.0}
     findings = pd.read_csv(study / "findings.csv")
-    assert len(findings) == 9 and set(findings["held"]) <= {"yes", "no", "undefined"}
-    assert (findings["held"] != "undefined").all(), findings["measured"].tolist()
+    # every claim judged (yes or no) on numbers that are all there
+    assert len(findings) == 9 and set(findings["held"]) <= {"yes", "no"}, findings.to_string()
     for figure in ("overview", "instance_mds", "clusters", "reconstructions"):
         assert (study / "figures" / f"{figure}.png").stat().st_size > 5000
     dry = snakemake(root, "-n", "--configfile", "consistency_tiny.yaml").stdout

@@ -386,11 +386,29 @@ def analysis_shape_problems(settings):
 
 def findings_problems(config, schema):
     """`findings:` entries whose check reads an analysis the study does not
-    enable, or whose params the check does not take."""
+    enable, whose params the check does not take, or that name a variant the
+    study lacks."""
     from hourglass.findings import check_finding
 
     enabled = config.get("analyses", schema["properties"]["analyses"]["default"])
-    return [p for finding in config.get("findings", []) for p in check_finding(finding, enabled)]
+    problems = [p for finding in config.get("findings", []) for p in check_finding(finding, enabled)]
+    if problems:
+        return problems
+    known = set(config.get("variants", {}))
+    for finding in config.get("findings", []):
+        params = finding.get("params", {})
+        named = [params[key] for key in VARIANT_PARAMS if params.get(key) is not None]
+        named = [v for value in named for v in (value if isinstance(value, list) else [value])]
+        unknown = [v for v in named if v not in known]
+        if unknown:
+            problems.append(f"findings: {finding['claim']!r} (check {finding['check']}) names "
+                            f"{', '.join(map(str, unknown))}, not a variant of the study "
+                            f"({', '.join(known)})")
+    return problems
+
+
+# The params of findings' checks that name variants of the study.
+VARIANT_PARAMS = ("variant", "variants", "than")
 
 
 def latent_problems(config, schema):

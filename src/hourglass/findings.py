@@ -12,6 +12,7 @@ verdict on numbers that are not there.
 import inspect
 import json
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,8 +31,9 @@ class Check:
 
 
 def final(table, variants, epoch="final"):
-    """The rows of `variants` (all where None) at checkpoint `epoch` (the final one)."""
-    rows = table[table["epoch"] == epoch]
+    """The rows of `variants` (all where None) at checkpoint `epoch` (the final one;
+    a number as written in YAML, 1, names checkpoint '1')."""
+    rows = table[table["epoch"] == str(epoch)]
     return rows if variants is None else rows[rows["variant"].isin(variants)]
 
 
@@ -86,7 +88,9 @@ def rc_rises_with_epochs(consistency, variants: list | None = None, tolerance: f
     parts, verdicts = [], []
     for variant, trained in rows.groupby("variant", sort=False):
         numbered = trained[~trained["epoch"].isin(["final", "0"])]
-        means = numbered.groupby(numbered["epoch"].astype(int))["rc"].mean().sort_index()
+        # a checkpoint with an undefined layer has no mean: NaN, not the mean of the rest
+        means = numbered.groupby(numbered["epoch"].astype(int))["rc"].agg(
+            lambda rc: rc.mean(skipna=False)).sort_index()
         if len(means) < 2:
             parts.append(f"{variant}: fewer than 2 checkpoints after 0 (checkpoints:)")
             verdicts.append(None)
@@ -153,11 +157,11 @@ def equally_consistent(consistency, variants: list, region: str | None = None,
     if lacking:
         return f"no variant {', '.join(lacking)} in consistency.csv", None
     means = [mean_rc(rows[rows["variant"] == v], region) for v in variants]
-    spread = max(means) - min(means)
+    spread = np.nanmax(means) - np.nanmin(means) if not np.isnan(means).any() else math.nan
     measured = (f"mean RC over {region or 'all'} layers: "
                 + ", ".join(f"{v} {m:.3f}" for v, m in zip(variants, means))
                 + f"; range {spread:.3f}")
-    return measured, None if np.isnan(means).any() else bool(spread <= tolerance)
+    return measured, None if math.isnan(spread) else bool(spread <= tolerance)
 
 
 def dip_in_middle_bottleneck(consistency, variants: list):
@@ -185,15 +189,25 @@ def dip_in_middle_bottleneck(consistency, variants: list):
     return "; ".join(parts), all_held(verdicts)
 
 
+def missing_variants(mirrors, variants):
+    """The text and verdict lists of a mirrors check, begun with the `variants`
+    that have no mirrored layers in the table (a classifier, a model whose
+    encoder and decoder differ in depth, or a misnamed variant): undefined."""
+    lacking = [] if variants is None else [v for v in variants if v not in set(mirrors["variant"])]
+    if not lacking:
+        return [], []
+    return [f"no mirrored layers of {', '.join(lacking)} in mirrors.csv"], [None]
+
+
 def mirrors_v_shape(mirrors, variants: list | None = None):
     """At the final checkpoint, per variant: the mean distance over seeds
     between an encoder layer and its mirror in the decoder rises at every
     step out from the bottleneck (Durbha et al., Fig. 8: a V, the last
     encoder and the first decoder layer nearest); also says in how many
     seeds alone it rises."""
-    parts, verdicts = [], []
+    parts, verdicts = missing_variants(mirrors, variants)
     for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
-        means = rows.groupby("step")["mirror_distance"].mean()
+        means = rows.groupby("step")["mirror_distance"].agg(lambda d: d.mean(skipna=False))
         each = rows.pivot(index="seed", columns="step", values="mirror_distance")
         rising = int((each.diff(axis=1).iloc[:, 1:] > 0).all(axis=1).sum())
         parts.append(f"{variant}: mean mirror distance " + " → ".join(
@@ -210,10 +224,10 @@ def neighbours_closer_than_mirrors(mirrors, variants: list | None = None):
     mirror lie closer, in the mean over seeds, to their neighbours towards the
     bottleneck than to each other (Durbha et al.: mirrored layers are not
     alike, neighbours are)."""
-    parts, verdicts = [], []
+    parts, verdicts = missing_variants(mirrors, variants)
     for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
-        means = rows.groupby("step")[["mirror_distance", "encoder_next",
-                                      "decoder_previous"]].mean()
+        means = rows.groupby("step")[["mirror_distance", "encoder_next", "decoder_previous"]].agg(
+            lambda d: d.mean(skipna=False))
         nearer = means["mirror_distance"] > means[["encoder_next", "decoder_previous"]].max(axis=1)
         farther = [f"{rows.loc[rows['step'] == step, 'encoder'].iloc[0]}" for step in
                    means.index[~nearer & means.notna().all(axis=1)]]
@@ -831,7 +845,20 @@ def check_finding(finding, enabled):
         options = [p for p in list(signature.parameters)[len(check.reads):]]
         problems.append(f"{where} takes the params {', '.join(options)}; got "
                         f"{', '.join(params) or 'none'}")
+        return problems
+    for key, value in params.items():
+        annotated = signature.parameters[key].annotation
+        types = [t for t in typing.get_args(annotated) or (annotated,) if t in PARAM_TYPES]
+        if value is not None and types and not isinstance(value, tuple(
+                accepted for t in types for accepted in PARAM_TYPES[t])):
+            problems.append(f"{where}: params.{key} is {value!r}, not "
+                            f"{' or '.join(t.__name__ for t in types)}")
     return problems
+
+
+# What a config may give for a check's parameter of each annotated type: a
+# checkpoint (str) may be written as a number, 1 for '1'; a float as a whole number.
+PARAM_TYPES = {list: (list,), str: (str, int), float: (float, int), int: (int,)}
 
 
 def evaluate(findings, tables):

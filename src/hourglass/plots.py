@@ -203,7 +203,9 @@ def instance_mds_figure(table, paths, dpi=150, seed=None):
     rows = table[table["epoch"] == "final"]
     seed = int(rows["seed"].min()) if seed is None else seed
     rows = rows[rows["seed"] == seed]
-    variants = list(dict.fromkeys(rows["variant"]))
+    # a seed that diverged in every variant has no layers to draw: one empty
+    # panel says so
+    variants = list(dict.fromkeys(rows["variant"])) or [f"seed {seed}: none (diverged)"]
     fig, axes = plt.subplots(2, len(variants), squeeze=False, layout="constrained",
                              figsize=(3.2 * len(variants), 6.2))
     for column, variant in zip(axes.T, variants):

@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import checkpoint_epoch, layer_regions, read_layer, without_diverged
+from hourglass.activations import (checkpoint_epoch, is_repeat, layer_regions, read_layer,
+                                   without_diverged)
 from hourglass.checks import check_activation_files
 from hourglass.io import write_table
 from hourglass.progress import log_line
@@ -207,14 +208,24 @@ MIRROR_COLUMNS = ["variant", "epoch", "seed", "step", "encoder", "decoder", "mir
                   "encoder_next", "decoder_previous"]
 
 
+def mirrored(layers, regions):
+    """The indices of the encoder layers and of the decoder layers that
+    mirror each other, repeats (model.repeat) left out; none where the two
+    differ in depth (a cae; a classifier has no decoder)."""
+    encoders, decoders = ([i for i, (layer, r) in enumerate(zip(layers, regions))
+                           if r == region and not is_repeat(layer)]
+                          for region in ("encoder", "decoder"))
+    return (encoders, decoders) if len(encoders) == len(decoders) else ([], [])
+
+
 def mirror_distances(distances, layers, regions):
-    """One seed's encoder layers paired with their mirrors in the decoder,
-    from the bottleneck outwards (the last encoder layer with the first
-    decoder layer, step 1, and so on), each with the second-order distance
-    between the two and from each to its neighbour towards the bottleneck
-    (Durbha et al., Fig. 8: a V, mirrors farther apart the farther out)."""
-    encoders = [i for i, region in enumerate(regions) if region == "encoder"]
-    decoders = [i for i, region in enumerate(regions) if region == "decoder"]
+    """One seed's encoder layers paired with their mirrors in the decoder
+    (mirrored), from the bottleneck outwards (the last encoder layer with
+    the first decoder layer, step 1, and so on), each with the second-order
+    distance between the two and from each to its neighbour towards the
+    bottleneck (Durbha et al., Fig. 8: a V, mirrors farther apart the
+    farther out)."""
+    encoders, decoders = mirrored(layers, regions)
     return [dict(step=step, encoder=layers[e], decoder=layers[d],
                  mirror_distance=distances[e, d], encoder_next=distances[e, e + 1],
                  decoder_previous=distances[d, d - 1])
@@ -316,6 +327,9 @@ def variant_consistency(files, n_boot, ci, seed, log=log_line):
                 region=regions[layer], cluster_spread=spread[index], next_distance=to_next[index],
                 undefined=f"a constant RDM in {', '.join(missing)}" if missing else ""))
         in_order = [regions[layer] for layer in layers]
+        if not mirrored(layers, in_order)[0]:
+            log(f"{variant} {label}: no mirrored layers (encoder and decoder differ in depth, or "
+                "there is no decoder): mirrors.csv has none of its rows")
         for index, (s, _, _) in enumerate(seeds):
             distances = one_instance(full, len(layers), len(seeds), index)
             key = dict(variant=variant, epoch=checkpoint_epoch(label), seed=s)

@@ -52,7 +52,8 @@ class Analysis:
     settings: what its jobs depend on, from the validated study config; modules: the package code it runs, hashed into its rules so
     that editing it re-runs the analysis; figures: by name; roles: the roles
     of the layers it reads (hourglass.models.ROLES) beyond every model's
-    input and output, which the config checks each variant's model has;
+    input, which the config checks each variant's model has (output: the
+    reconstruction, which a classifier lacks);
     scope: "variant" (a job per variant, every checkpoint) or "study" (one
     job, every variant's final checkpoint; its 'data' is every variant's
     data file, in the order of the variants)."""
@@ -250,6 +251,7 @@ ANALYSES = {
             "outliers": Figure("outlier detection (AUROC) over the grid", "3. Outliers",
                                ("outliers",), "outliers_heatmap"),
         },
+        roles=("output",),
     ),
     "copy": Analysis(
         "whether a convolutional code copies its input: per seed, SVCCA and linear CKA between "
@@ -283,6 +285,7 @@ ANALYSES = {
                                     "3. Interpolation and iteration", ("interpolation",),
                                     "image_grid"),
         },
+        roles=("output",),
     ),
     "iteration": Analysis(
         "each seed's final model fed its own reconstructions of test images again and again, "
@@ -299,6 +302,7 @@ ANALYSES = {
             "iteration": Figure("reconstructions fed back into the model",
                                 "3. Interpolation and iteration", ("iteration",), "image_grid"),
         },
+        roles=("output",),
     ),
     "inversion": Analysis(
         "each layer inverted by gradient descent on the input, untrained and trained: how "
