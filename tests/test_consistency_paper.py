@@ -25,6 +25,7 @@ from hourglass.io import open_h5, read_json_attr
 from hourglass.losses import Batch
 from hourglass.models import build_model
 from hourglass.objectives import objective_loss
+from hourglass.plots import merged_layers
 from hourglass.similarity.rdm import rdm, upper_triangle
 
 FC = dict(architecture="fc", widths=[12, 6], latent=3, bottleneck_layers=1, activation="relu",
@@ -113,6 +114,23 @@ def test_repeats_and_unequal_depths_have_no_mirrors():
         == [("encoder1", "decoder1")]
     regions[2], layers[2] = "encoder", "encoder2"  # two encoder layers, one decoder layer: none
     assert mirror_distances(distances, layers, regions) == []
+
+
+def test_the_common_axis_puts_repeats_after_their_layer_and_a_head_with_the_outputs():
+    def rows(variant, layers, regions):
+        return [dict(variant=variant, layer=layer, layer_index=i, region=region)
+                for i, (layer, region) in enumerate(zip(layers, regions))]
+
+    plain = rows("plain", ["input", "encoder1", "encoder2", "bottleneck1", "output"],
+                 ["input", "encoder", "encoder", "bottleneck", "output"])
+    repeated = rows("repeated", ["input", "encoder1", "encoder1r1", "encoder1r2", "encoder2",
+                                 "bottleneck1", "output"],
+                    ["input", "encoder", "encoder", "encoder", "encoder", "bottleneck", "output"])
+    head = rows("classifier", ["input", "encoder1", "encoder2", "bottleneck1", "classes"],
+                ["input", "encoder", "encoder", "bottleneck", "output"])
+    layers, _ = merged_layers(pd.DataFrame(plain + repeated + head))
+    assert layers == ["input", "encoder1", "encoder1r1", "encoder1r2", "encoder2", "bottleneck1",
+                      "classes", "output"]
 
 
 def test_mds_lays_out_what_a_classical_start_cannot():

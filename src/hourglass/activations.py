@@ -70,9 +70,11 @@ def repeat_name(layer, copy):
     return f"{layer}r{copy}"
 
 
-def is_repeat(layer):
-    """Whether `layer` is named as a repeat of another (repeat_name)."""
-    return re.fullmatch(r".+\d+r\d+", layer) is not None
+def repeat_of(layer):
+    """(the layer repeated, which copy) where `layer` is named as a repeat
+    (repeat_name), else None."""
+    match = re.fullmatch(r"(.+\d+)r(\d+)", layer)
+    return (match[1], int(match[2])) if match else None
 
 
 def layer_regions(attrs):

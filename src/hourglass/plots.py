@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hourglass.activations import epoch_order, is_repeat, output_layer  # noqa: E402
+from hourglass.activations import epoch_order, output_layer, repeat_of  # noqa: E402
 from hourglass.analyses.registry import ANALYSES  # noqa: E402
 from hourglass.checks import check_activation_files  # noqa: E402
 from hourglass.findings import first_layers, inverted_layers  # noqa: E402
@@ -853,14 +853,22 @@ def merged_layers(table):
     """One layer order for variants whose layers may differ (other widths,
     bottleneck depths or architectures): by region (input, encoder,
     bottleneck, decoder, output), then by place within the region, then by
-    name, so that layers of the same name share a position on a common axis.
-    The layers and their regions."""
+    name, so that layers of the same name share a position on a common axis;
+    a repeated layer (model.repeat) right after the layer it repeats. The
+    layers and their regions."""
     place = {}
     for _, rows in table.groupby("variant", sort=False):
         layers, regions = layer_order(rows)
-        for i, (layer, region) in enumerate(zip(layers, regions)):
+        # the place within its region of each layer that is not a repeat
+        within, counts = {}, {}
+        for layer, region in zip(layers, regions):
+            if not repeat_of(layer):
+                within[layer] = counts.get(region, 0)
+                counts[region] = within[layer] + 1
+        for layer, region in zip(layers, regions):
+            base, copy = repeat_of(layer) or (layer, 0)
             rank = REGION_ORDER.index(region) if region in REGION_ORDER else len(REGION_ORDER)
-            key = (rank, i - regions.index(region), layer)
+            key = (rank, within[base], copy, layer)
             place[layer] = min(place.get(layer, (key,))[0], key), region
     merged = sorted(place, key=lambda layer: place[layer][0])
     return merged, [place[layer][1] for layer in merged]
@@ -895,7 +903,7 @@ def overview(table, measure, paths, dpi=150):
     for ax in axes:
         shade_regions(ax, regions)
         for i, layer in enumerate(layers):  # a repeated layer (model.repeat): hatched
-            if is_repeat(layer):
+            if repeat_of(layer):
                 ax.axvspan(i - 0.5, i + 0.5, facecolor="none", edgecolor="grey", hatch="///",
                            lw=0, alpha=0.4)
         layer_axis(ax, layers)

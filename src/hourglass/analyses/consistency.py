@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from sklearn.manifold import MDS
 
-from hourglass.activations import (checkpoint_epoch, is_repeat, layer_regions, read_layer,
+from hourglass.activations import (checkpoint_epoch, layer_regions, read_layer, repeat_of,
                                    without_diverged)
 from hourglass.checks import check_activation_files
 from hourglass.io import write_table
@@ -213,7 +213,7 @@ def mirrored(layers, regions):
     mirror each other, repeats (model.repeat) left out; none where the two
     differ in depth (a cae; a classifier has no decoder)."""
     encoders, decoders = ([i for i, (layer, r) in enumerate(zip(layers, regions))
-                           if r == region and not is_repeat(layer)]
+                           if r == region and not repeat_of(layer)]
                           for region in ("encoder", "decoder"))
     return (encoders, decoders) if len(encoders) == len(decoders) else ([], [])
 
