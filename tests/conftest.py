@@ -5,11 +5,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hourglass.data import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def config_problems(study, config):
+    """check_config's message for the test study `study` (a file of tests/)
+    with the top-level keys of `config` replaced."""
+    from hourglass.config import ConfigError, check_config
+
+    written = {**yaml.safe_load((REPO / "tests" / study).read_text()), **config}
+    with pytest.raises(ConfigError) as error:
+        check_config(written, SCHEMA)
+    return str(error.value)
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from torch.nn import functional as F
 
-from conftest import REPO, SCHEMA, snakemake
+from conftest import REPO, config_problems, snakemake
 from hourglass.activations import read_layer
 from hourglass.analyses.consistency import (instance_layouts, mds_2d, mirror_distances,
                                             one_instance)
-from hourglass.config import ConfigError, check_config
 from hourglass.data import binarised, load_split
 from hourglass.findings import FINDINGS
 from hourglass.io import open_h5, read_json_attr
@@ -249,40 +247,37 @@ def data_settings(path):
         return read_json_attr(f, "settings")
 
 
-def config_problems(config):
+def problems(config):
     """check_config's message for the tiny consistency study changed by `config`."""
-    study = {**yaml.safe_load((REPO / "tests" / "consistency_tiny.yaml").read_text()), **config}
-    with pytest.raises(ConfigError) as error:
-        check_config(study, SCHEMA)
-    return str(error.value)
+    return config_problems("consistency_tiny.yaml", config)
 
 
 def test_the_config_names_what_a_model_or_objective_lacks():
     def variants(**extra):
         return {"variants": {"latent4": {}, **extra}}
 
-    assert "model.repeat names decoder9" in config_problems(
+    assert "model.repeat names decoder9" in problems(
         variants(v={"model": {"repeat": {"decoder9": 1}}}))
-    assert "model.classes: 5, but its data have 10 classes" in config_problems(
+    assert "model.classes: 5, but its data have 10 classes" in problems(
         variants(v={"model": {"classes": 5}, "training": {"objective": {"name": "classifier"}}}))
-    assert "train it with training.objective {name: classifier}" in config_problems(
+    assert "train it with training.objective {name: classifier}" in problems(
         variants(v={"model": {"classes": 10}}))
-    assert "model.classes: the number of classes" in config_problems(
+    assert "model.classes: the number of classes" in problems(
         variants(v={"training": {"objective": {"name": "classifier"}}}))
-    assert "figures.instance_mds.seed: 7 is not one of the seeds" in config_problems(
+    assert "figures.instance_mds.seed: 7 is not one of the seeds" in problems(
         {"figures": {"instance_mds": {"seed": 7}}})
     # a classifier has no reconstruction to score as an outlier
     assert "the outliers analysis reads the output layers of variant 'classifier'" in \
-        config_problems({"analyses": {"consistency": {}, "outliers": {
+        problems({"analyses": {"consistency": {}, "outliers": {
             "ood": {"dataset": "digits", "probe_size": 20}}}})
 
 
 def test_the_config_names_findings_params_of_the_wrong_type_or_variants_it_lacks():
     claims = {"findings": [{"claim": "c", "check": "rc_rises_with_latent",
                             "params": {"variants": "latent2"}}]}
-    assert "params.variants is 'latent2', not list" in config_problems(claims)
+    assert "params.variants is 'latent2', not list" in problems(claims)
     claims["findings"][0]["params"]["variants"] = ["latent2", "latent8"]
-    assert "names latent8, not a variant of the study" in config_problems(claims)
+    assert "names latent8, not a variant of the study" in problems(claims)
 
 
 @pytest.mark.slow

@@ -9,12 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 from torch import nn
 
-from conftest import REPO, SCHEMA, snakemake
-from hourglass.config import ConfigError, check_config
+from conftest import config_problems, snakemake
 from hourglass.findings import (deep_layers_not_unique, deeper_networks_worse,
                                 early_layers_copy, pooling_loses_the_input, width_inverts)
 from hourglass.inversion import Settings, invert, recorded_steps, schedule
@@ -252,30 +250,27 @@ def test_the_inversion_study_end_to_end(workflow_copy):
                                               "inversion_tiny.yaml").stdout
 
 
-def config_problems(config):
+def problems(config):
     """check_config's message for the tiny inversion study changed by `config`."""
-    study = {**yaml.safe_load((REPO / "tests" / "inversion_tiny.yaml").read_text()), **config}
-    with pytest.raises(ConfigError) as error:
-        check_config(study, SCHEMA)
-    return str(error.value)
+    return config_problems("inversion_tiny.yaml", config)
 
 
 def test_the_config_names_what_the_inversion_lacks():
-    assert "add 0 to checkpoints" in config_problems({"checkpoints": [2]})
+    assert "add 0 to checkpoints" in problems({"checkpoints": [2]})
     networks = {"networks": {}}
-    assert "a study trains at least one variant" in config_problems(
+    assert "a study trains at least one variant" in problems(
         {"variants": {}, "analyses": {"inversion": networks}})
-    assert "not among the study's seeds" in config_problems(
+    assert "not among the study's seeds" in problems(
         {"analyses": {"inversion": {"seeds": [5]}}})
-    assert "no folder" in config_problems({"analyses": {"inversion": {
+    assert "no folder" in problems({"analyses": {"inversion": {
         "photos": {"source": "folder", "path": "nowhere"},
         "networks": {"r": {"architecture": "resnet18", "weights": ["untrained"], "side": 32}}}}})
     # an MLP takes widths and an activation, a ResNet weights, and neither the other's
-    mixed = config_problems({"analyses": {"inversion": {"networks": {
+    mixed = problems({"analyses": {"inversion": {"networks": {
         "r": {"architecture": "resnet18", "side": 32, "weights": ["untrained"],
               "widths": [10]}}}}})
     assert "networks.r: widths is not a setting of a resnet18" in mixed
-    named = config_problems({"analyses": {"inversion": {
+    named = problems({"analyses": {"inversion": {
         "layers": ["encoder1", "encoder9"], "kernel_size": 4, "networks": {
             "fc": {"architecture": "resnet18", "side": 32, "weights": ["untrained"],
                    "layers": ["conv2"]},
