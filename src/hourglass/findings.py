@@ -37,6 +37,14 @@ def final(table, variants, epoch="final"):
     return rows if variants is None else rows[rows["variant"].isin(variants)]
 
 
+def absent_variants(table, variants, what="variant", file="consistency.csv"):
+    """Text naming the `variants` (None: every one there) no row of `table`
+    has, or ''. Mirrors lack a classifier, or a model whose encoder and
+    decoder differ in depth."""
+    missing = [v for v in variants or [] if v not in set(table["variant"])]
+    return f"no {what} {', '.join(missing)} in {file}" if missing else ""
+
+
 def rc_dips_at_bottleneck(consistency, variants: list | None = None, epoch: str = "final"):
     """At checkpoint `epoch` (the final one), per variant: the lowest RC of
     the bottleneck layers lies below the RC of the first encoder layer and of
@@ -113,9 +121,9 @@ def rc_rises_with_latent(consistency, variants: list):
     from variant to variant of `variants`, given in the order of their latent
     sizes (Durbha et al., Fig. 3b)."""
     rows = final(consistency, variants)
-    lacking = [v for v in variants if v not in set(rows["variant"])]
-    if lacking:
-        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    missing = absent_variants(rows, variants)
+    if missing:
+        return missing, None
     lows = [bottleneck_minimum(rows[rows["variant"] == v]) for v in variants]
     measured = "bottleneck RC " + " → ".join(f"{v} {low:.3f}" for v, low in zip(variants, lows))
     if np.isnan(lows).any():
@@ -136,9 +144,9 @@ def more_consistent(consistency, variant: str, than: list, region: str | None = 
     `than` (Durbha et al.: 3 bottleneck layers above 5 and 7, Fig. 4; the
     network without repeated layers above those with, Fig. 6)."""
     rows = final(consistency, [variant, *than])
-    lacking = [v for v in [variant, *than] if v not in set(rows["variant"])]
-    if lacking:
-        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    missing = absent_variants(rows, [variant, *than])
+    if missing:
+        return missing, None
     means = {v: mean_rc(rows[rows["variant"] == v], region) for v in [variant, *than]}
     measured = (f"mean RC over {region or 'all'} layers: "
                 + ", ".join(f"{v} {m:.3f}" for v, m in means.items()))
@@ -153,9 +161,9 @@ def equally_consistent(consistency, variants: list, region: str | None = None,
     where None) of `variants` lies within `tolerance` of each other (Durbha
     et al., Fig. 4: 5 and 7 bottleneck layers alike)."""
     rows = final(consistency, variants)
-    lacking = [v for v in variants if v not in set(rows["variant"])]
-    if lacking:
-        return f"no variant {', '.join(lacking)} in consistency.csv", None
+    missing = absent_variants(rows, variants)
+    if missing:
+        return missing, None
     means = [mean_rc(rows[rows["variant"] == v], region) for v in variants]
     spread = np.nanmax(means) - np.nanmin(means) if not np.isnan(means).any() else math.nan
     measured = (f"mean RC over {region or 'all'} layers: "
@@ -182,21 +190,11 @@ def dip_in_middle_bottleneck(consistency, variants: list):
         parts.append(f"{variant}: lowest RC {inner['rc'].iloc[lowest]:.3f} at "
                      f"{inner['layer'].iloc[lowest]} (layer {lowest + 1} of {k})")
         verdicts.append(lowest in middle)
-    lacking = [v for v in variants if v not in set(consistency["variant"])]
-    if lacking:
-        parts.append(f"no variant {', '.join(lacking)} in consistency.csv")
+    missing = absent_variants(consistency, variants)
+    if missing:
+        parts.append(missing)
         verdicts.append(None)
     return "; ".join(parts), all_held(verdicts)
-
-
-def missing_variants(mirrors, variants):
-    """The text and verdict lists of a mirrors check, begun with the `variants`
-    that have no mirrored layers in the table (a classifier, a model whose
-    encoder and decoder differ in depth, or a misnamed variant): undefined."""
-    lacking = [] if variants is None else [v for v in variants if v not in set(mirrors["variant"])]
-    if not lacking:
-        return [], []
-    return [f"no mirrored layers of {', '.join(lacking)} in mirrors.csv"], [None]
 
 
 def mirrors_v_shape(mirrors, variants: list | None = None):
@@ -205,7 +203,8 @@ def mirrors_v_shape(mirrors, variants: list | None = None):
     step out from the bottleneck (Durbha et al., Fig. 8: a V, the last
     encoder and the first decoder layer nearest); also says in how many
     seeds alone it rises."""
-    parts, verdicts = missing_variants(mirrors, variants)
+    missing = absent_variants(mirrors, variants, "mirrored layers of", "mirrors.csv")
+    parts, verdicts = ([missing], [None]) if missing else ([], [])
     for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
         means = rows.groupby("step")["mirror_distance"].agg(lambda d: d.mean(skipna=False))
         each = rows.pivot(index="seed", columns="step", values="mirror_distance")
@@ -224,7 +223,8 @@ def neighbours_closer_than_mirrors(mirrors, variants: list | None = None):
     mirror lie closer, in the mean over seeds, to their neighbours towards the
     bottleneck than to each other (Durbha et al.: mirrored layers are not
     alike, neighbours are)."""
-    parts, verdicts = missing_variants(mirrors, variants)
+    missing = absent_variants(mirrors, variants, "mirrored layers of", "mirrors.csv")
+    parts, verdicts = ([missing], [None]) if missing else ([], [])
     for variant, rows in final(mirrors, variants).groupby("variant", sort=False):
         means = rows.groupby("step")[["mirror_distance", "encoder_next", "decoder_previous"]].agg(
             lambda d: d.mean(skipna=False))

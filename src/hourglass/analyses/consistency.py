@@ -248,7 +248,7 @@ def mds_2d(dissimilarity, seed=0):
     J = np.eye(n) - 1 / n
     eigenvalues = np.linalg.eigvalsh(-0.5 * J @ D**2 @ J)
     # positive beyond rounding: sklearn takes the square roots of the top two
-    classical = n > 2 and eigenvalues[-2] > 1e-9 * np.abs(eigenvalues).max()
+    classical = eigenvalues[-2] > 1e-9 * np.abs(eigenvalues).max()
     mds = MDS(n_components=2, metric_mds=True, metric="precomputed",
               init="classical_mds" if classical else "random", n_init=1 if classical else 4,
               random_state=seed)
