@@ -9,6 +9,7 @@ import torch
 
 from hourglass.similarity import (
     MinibatchCKA,
+    all_pairs,
     cca,
     linear_cka,
     procrustes,
@@ -19,6 +20,7 @@ from hourglass.similarity import (
     rsa,
     svcca,
 )
+from hourglass.similarity.cka import FEATURE_FORM
 
 
 def related(n=30, p=8, q=6, noise=1.0, seed=0):
@@ -167,6 +169,18 @@ def test_linear_cka_from_hsic_definition(debiased):
     if not debiased:  # Kornblith et al.'s feature-space form
         feature_form = np.linalg.norm(Yc.T @ Xc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
         assert linear_cka(X, Y) == pytest.approx(feature_form, abs=1e-12)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("p, q", [(5, 8), (5, 60), (60, 5), (60, 70)])
+def test_linear_cka_feature_and_gram_forms_agree(p, q, debiased):
+    # 20 stimuli: 5 or 8 features take the feature form, 60 or 70 the Gram form (FEATURE_FORM)
+    assert 8**2 <= FEATURE_FORM * 20 < 60**2
+    X, Y = related(n=20, p=p, q=q)
+    expected = ref_cka(X @ X.T, Y @ Y.T, debiased)
+    assert linear_cka(X, Y, debiased=debiased) == pytest.approx(expected, abs=1e-12)
+    matrix = all_pairs([X, Y], "linear_cka", debiased=debiased)
+    np.testing.assert_allclose(matrix, [[1, expected], [expected, 1]], atol=1e-12)
 
 
 @pytest.mark.parametrize("debiased", [False, True])

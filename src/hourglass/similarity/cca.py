@@ -69,9 +69,9 @@ def cca_plan() -> Plan:
 
     def combine(A, B):
         out = A[0].new_empty(len(A), len(B))
-        for i, columns, products in cross_products(A, B):
+        for i, columns, products in cross_products(A, B, upper=B is A):
             out[i, columns] = products.square().sum(dim=(1, 2)) / min(products.shape[1:])
-        return out
+        return out.triu() + out.triu(1).T if B is A else out
 
     return Plan(summarise, combine, summary_bytes=lambda n, p, itemsize: n * min(n, p) * itemsize)
 
@@ -106,8 +106,18 @@ def pwcca_plan() -> Plan:
         return U, s[:, None] * Vh
 
     def combine(A, B):
-        # One SVD per ordered pair: the weights need its singular vectors.
-        return torch.stack([torch.stack([_pwcca(a, b) for b in B]) for a in A])
+        # One SVD per pair, batched over the pairs of a row whose bases have
+        # the same width: Q_x^T Q_y = P diag(rho) R^T gives both directions,
+        # since Q_y^T Q_x = R diag(rho) P^T.
+        out = A[0][0].new_empty(len(A), len(B))
+        symmetric = B is A
+        for i, columns, products in cross_products([Q for Q, _ in A], [Q for Q, _ in B], upper=symmetric):
+            P, rho, Rt = svd(products)
+            out[i, columns] = _weighted(P, rho, A[i][1])
+            if symmetric:
+                for t, j in enumerate(columns):
+                    out[j, i] = _weighted(Rt[t].mT, rho[t], A[j][1])
+        return out
 
     return Plan(
         summarise,
@@ -117,10 +127,8 @@ def pwcca_plan() -> Plan:
     )
 
 
-def _pwcca(a, b) -> torch.Tensor:
-    (Q_x, C_x), (Q_y, _) = a, b
-    # Q_x^T Q_y = P diag(rho) R^T: X's canonical variates are h_i = Q_x p_i,
-    # so <h_i, x~_j> = p_i^T C_x[:, j].
-    P, rho, _ = svd(Q_x.T @ Q_y)
-    alpha = (P.T @ C_x).abs().sum(dim=1)
-    return (alpha * rho).sum() / alpha.sum()
+def _weighted(P, rho, C_x) -> torch.Tensor:
+    # X's canonical variates are h_i = Q_x p_i (p_i the columns of P), so
+    # <h_i, x~_j> = p_i^T C_x[:, j]. P and rho may be batched.
+    alpha = (P.mT @ C_x).abs().sum(dim=-1)
+    return (alpha * rho).sum(dim=-1) / alpha.sum(dim=-1)

@@ -1,10 +1,12 @@
 """Centred kernel alignment (CKA): linear, RBF, and streamed over minibatches."""
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from hourglass.similarity.arrays import representation_pair
+from hourglass.similarity.linalg import inner_products
 from hourglass.similarity.plan import Plan, compare_pair
 from hourglass.similarity.rdm import dissimilarities
 
@@ -53,15 +55,46 @@ def rbf_cka(
 
 
 def linear_cka_plan(debiased: bool = False) -> Plan:
-    """Plan for `linear_cka`: a summary is the representation's centred Gram matrix."""
-    return _gram_plan(lambda X, name: _linear_gram(X), debiased)
+    """Plan for `linear_cka`: a summary is the representation's centred Gram
+    matrix, or its centred features where those are cheaper (`FEATURE_FORM`).
+
+    Two forms of the same inner products <K~, L~> of centred Gram matrices:
+    the Gram form costs n^2 p per representation and n^2 per pair, the
+    feature form n p^2 and n p_x p_y (||X~^T Y~||_F^2 and, debiased, the
+    corrections of the U-centring, which need only each stimulus's squared
+    norm). Both give the same number to rounding; pairs across the forms
+    are computed as tr(Y~^T K~ Y~).
+    """
+
+    def summarise(X, name):
+        if X.shape[1] ** 2 <= FEATURE_FORM * X.shape[0]:
+            return _feature_summary(X, debiased, name)
+        # Column-centred X has a double-centred Gram matrix: for the biased
+        # HSIC there is nothing left to centre.
+        return _gram_summary(_linear_gram(X), _u_centred if debiased else None, name)
+
+    return Plan(
+        summarise,
+        _combine_summaries,
+        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if p * p <= FEATURE_FORM * n else n * (n + 1) // 2) * itemsize,
+        min_stimuli=4 if debiased else 3,
+    )
 
 
 def rbf_cka_plan(threshold: float = 1.0, debiased: bool = False) -> Plan:
     """Plan for `rbf_cka`: a summary is the representation's centred RBF Gram matrix."""
     if not threshold > 0:
         raise ValueError(f"rbf_cka threshold must be positive, got {threshold!r}")
-    return _gram_plan(lambda X, name: _rbf_gram(X, threshold, name), debiased)
+
+    def summarise(X, name):
+        return _gram_summary(_rbf_gram(X, threshold, name), _u_centred if debiased else _centred, name)
+
+    return Plan(
+        summarise,
+        _combine_summaries,
+        summary_bytes=lambda n, p, itemsize: n * (n + 1) // 2 * itemsize,
+        min_stimuli=4 if debiased else 3,
+    )
 
 
 class MinibatchCKA:
@@ -110,32 +143,136 @@ class MinibatchCKA:
         return self._sums["xy"] / math.sqrt(xx * yy)
 
 
-def _gram_plan(gram, debiased: bool) -> Plan:
-    def summarise(X, name):
-        K = gram(X, name)
-        centred = _u_centred(K) if debiased else _centred(K)
-        v = _packed(centred)
-        norm = v.norm()
-        # Centring removes everything of a Gram matrix that a constant
-        # representation could produce; a norm at rounding level means
-        # HSIC(K, K) = 0 and CKA would be 0/0.
-        if not norm > K.norm() * K.shape[0] * torch.finfo(K.dtype).eps:
-            estimator = "unbiased" if debiased else "biased"
-            raise ValueError(
-                f"representation {name!r} has no variance left after centring its Gram matrix "
-                f"({estimator} HSIC with itself is 0); CKA is undefined: leave it out"
-            )
-        return v / norm
+# The feature form is used where p^2 <= FEATURE_FORM * n (p features, n
+# stimuli): measured on 2 cores with 40 random representations, it is the
+# faster form up to about 250 features at 1,000 stimuli, 320 at 2,000 and
+# 450 at 4,000 (see benchmarks/similarity.py).
+FEATURE_FORM = 50
 
-    def combine(A, B):
-        return torch.stack(list(A)) @ torch.stack(list(B)).T
 
-    return Plan(
-        summarise,
-        combine,
-        summary_bytes=lambda n, p, itemsize: n * (n + 1) // 2 * itemsize,
-        min_stimuli=4 if debiased else 3,
-    )
+class _Features(NamedTuple):
+    """A feature-form summary: F F^T is the centred Gram matrix at unit norm
+    (F = X~ / ||K~||^(1/2)); `norms` the squared norms of F's rows (for the
+    U-centring; None for the biased HSIC)."""
+
+    F: torch.Tensor
+    norms: torch.Tensor | None
+
+
+def _feature_summary(X, debiased, name):
+    X = X - X.mean(dim=0)
+    gram_norm = _squared_products(X, X).sqrt()  # ||K~||_F
+    norms = X.square().sum(dim=1, dtype=torch.float64)[None] if debiased else None
+    # HSIC(K, K) up to its constant factor: ||K~||^2, or <U(K), U(K)>
+    hsic = gram_norm.square() + (_u_corrections(norms, norms)[0, 0] if debiased else 0.0)
+    _check_variance(hsic.sqrt(), gram_norm, X.shape[0], X.dtype, debiased, name)
+    return _Features(X / hsic.sqrt().sqrt().to(X.dtype), None if norms is None else norms[0] / hsic.sqrt())
+
+
+def _gram_summary(K, centre, name):
+    centred = K if centre is None else centre(K)
+    v = _packed(centred)
+    norm = torch.linalg.vector_norm(v, dtype=torch.float64)
+    _check_variance(norm, torch.linalg.vector_norm(K, dtype=torch.float64), K.shape[0], K.dtype, centre is _u_centred, name)
+    return v / norm.to(v.dtype)
+
+
+def _check_variance(norm, gram_norm, n, dtype, debiased, name):
+    # Centring removes everything of a Gram matrix that a constant
+    # representation could produce; a norm at rounding level means
+    # HSIC(K, K) = 0 and CKA would be 0/0.
+    if not norm > gram_norm * n * torch.finfo(dtype).eps:
+        estimator = "unbiased" if debiased else "biased"
+        raise ValueError(
+            f"representation {name!r} has no variance left after centring its Gram matrix "
+            f"({estimator} HSIC with itself is 0); CKA is undefined: leave it out"
+        )
+
+
+def _combine_summaries(A, B):
+    """(len(A), len(B)) float64 CKA between summaries of either form."""
+    out = torch.empty(len(A), len(B), dtype=torch.float64, device=_device(A[0]))
+    forms_A, forms_B = _by_form(A), _by_form(B)
+    symmetric = A is B
+    for form_a, rows in forms_A.items():
+        for form_b, columns in forms_B.items():
+            if symmetric and (form_a, form_b) == (_Features, torch.Tensor):
+                continue  # mirrored from (Tensor, _Features) below
+            a, b = [A[i] for i in rows], [B[j] for j in columns]
+            if form_a is form_b is torch.Tensor:
+                block = inner_products(torch.stack(a), torch.stack(b))
+            elif form_a is form_b is _Features:
+                block = _feature_products(a, b, upper=symmetric)
+            elif form_a is torch.Tensor:
+                block = _mixed_products(a, b)
+            else:
+                block = _mixed_products(b, a).T
+            out[torch.tensor(rows)[:, None], torch.tensor(columns)] = block
+            if symmetric and form_a is not form_b:
+                out[torch.tensor(columns)[:, None], torch.tensor(rows)] = block.T
+    if symmetric and _Features in forms_A:
+        # _feature_products filled only j >= i within the feature form
+        rows = torch.tensor(forms_A[_Features])
+        sub = out[rows[:, None], rows]
+        out[rows[:, None], rows] = sub.triu() + sub.triu(1).T
+    return out
+
+
+def _device(summary):
+    return summary.F.device if isinstance(summary, _Features) else summary.device
+
+
+def _by_form(summaries):
+    forms = {}
+    for i, s in enumerate(summaries):
+        forms.setdefault(type(s), []).append(i)
+    return forms
+
+
+def _feature_products(A, B, upper):
+    # <K~_a, K~_b> = ||F_a^T F_b||_F^2 (+ the U-centring's corrections): one
+    # product of each F_a with all F_b side by side; the squares are summed in
+    # float64, since these sums cancel against the corrections.
+    out = torch.zeros(len(A), len(B), dtype=torch.float64, device=A[0].F.device)
+    widths = torch.tensor([b.F.shape[1] for b in B])
+    owner = torch.repeat_interleave(torch.arange(len(B)), widths).to(out.device)
+    starts = torch.cat([torch.zeros(1, dtype=torch.long), widths.cumsum(0)])
+    side_by_side = torch.cat([b.F for b in B], dim=1)
+    for i, a in enumerate(A):
+        first = i if upper else 0
+        columns = a.F.T @ side_by_side[:, starts[first]:]
+        out[i].index_add_(0, owner[starts[first]:], columns.square().sum(dim=0, dtype=torch.float64))
+    if A[0].norms is not None:
+        out += _u_corrections(torch.stack([a.norms for a in A]), torch.stack([b.norms for b in B]))
+    return out
+
+
+def _mixed_products(grams, features):
+    # <K~, F F^T> = sum((K~ F) * F): the Gram summary's zero row sums make its
+    # inner product with F F^T that with the centred (or U-centred) F F^T.
+    out = torch.empty(len(grams), len(features), dtype=torch.float64, device=grams[0].device)
+    side_by_side = torch.cat([f.F for f in features], dim=1)
+    owner = torch.repeat_interleave(torch.arange(len(features)), torch.tensor([f.F.shape[1] for f in features]))
+    for i, v in enumerate(grams):
+        products = (_unpacked(v) @ side_by_side) * side_by_side
+        out[i] = torch.zeros(len(features), dtype=torch.float64, device=v.device).index_add_(
+            0, owner.to(v.device), products.sum(dim=0, dtype=torch.float64))
+    return out
+
+
+def _squared_products(X, Y):
+    """||X^T Y||_F^2, summed in float64."""
+    return (X.T @ Y).square().sum(dtype=torch.float64)
+
+
+def _u_corrections(norms_a, norms_b):
+    # The U-centred inner product of the linear Gram matrices of column-centred
+    # X and Y over n stimuli, from their rows' squared norms a and b:
+    #   <U(K), U(L)> = ||X^T Y||^2 - n/(n-2) a.b + (sum a)(sum b)/((n-1)(n-2)),
+    # since K~ 1 = -a and 1^T K~ 1 = -sum a for K~, K with a zero diagonal
+    # (Song et al.'s unbiased HSIC). One row of norms per summary.
+    n = norms_a.shape[1]
+    return -n / (n - 2) * (norms_a @ norms_b.T) + torch.outer(norms_a.sum(dim=1), norms_b.sum(dim=1)) / ((n - 1) * (n - 2))
 
 
 def _linear_gram(X: torch.Tensor) -> torch.Tensor:
@@ -186,10 +323,19 @@ def _u_centred(K: torch.Tensor) -> torch.Tensor:
 
 def _packed(S: torch.Tensor) -> torch.Tensor:
     # The upper triangle of symmetric S with off-diagonal entries times sqrt 2:
-    # half the memory of S, and <packed(S), packed(T)> = <S, T>_F.
-    n = S.shape[0]
-    i, j = torch.triu_indices(n, n, device=S.device)
-    v = math.sqrt(2.0) * S[i, j]
-    v[i == j] = S.diagonal()
-    return v
+    # half the memory of S, and <packed(S), packed(T)> = <S, T>_F. Row slices
+    # joined, as in `upper_triangle`.
+    scaled = S * math.sqrt(2.0)
+    scaled.diagonal().copy_(S.diagonal())
+    return torch.cat([scaled[i, i:] for i in range(S.shape[0])])
 
+
+def _unpacked(v: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrix S of `_packed(S)`."""
+    n = int((math.isqrt(8 * v.numel() + 1) - 1) // 2)
+    upper = torch.ones(n, n, dtype=torch.bool, device=v.device).triu_()
+    S = v.new_zeros(n, n)
+    S[upper] = v / math.sqrt(2.0)
+    S = S + S.T
+    S.diagonal().mul_(math.sqrt(2.0) / 2.0)
+    return S

@@ -64,7 +64,8 @@ def upper_triangle(D):
     """The entries above the diagonal of square matrix `D`, row by row."""
     n = D.shape[-1]
     if isinstance(D, torch.Tensor):
-        i, j = torch.triu_indices(n, n, offset=1, device=D.device)
-        return D[..., i, j]
+        # Row slices joined: index lists would take 8 times D's entries in
+        # int64, and a mask gathers at half the speed.
+        return torch.cat([D[..., i, i + 1 :] for i in range(n - 1)], dim=-1)
     i, j = np.triu_indices(n, k=1)
     return D[..., i, j]

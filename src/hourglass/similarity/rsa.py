@@ -2,6 +2,7 @@
 
 import torch
 
+from hourglass.similarity.linalg import inner_products
 from hourglass.similarity.plan import Plan, compare_pair
 from hourglass.similarity.rdm import METRICS, dissimilarities, upper_triangle
 
@@ -71,15 +72,15 @@ def rdm_vector(v: torch.Tensor, compare: str, name: str) -> torch.Tensor:
         return v
     if compare == "spearman":
         v = ranks(v)
-    v = v - v.mean()
-    return v / v.norm()
+    v = v - v.mean(dtype=torch.float64).to(v.dtype)
+    return v / torch.linalg.vector_norm(v, dtype=torch.float64).to(v.dtype)
 
 
 def compare_rdm_vectors(A: torch.Tensor, B: torch.Tensor, compare: str) -> torch.Tensor:
     """(a, b) comparisons between rows of `A` (a, m) and `B` (b, m) made by `rdm_vector`."""
     if compare == "kendall_tau_a":
         return _kendall_tau_a(A, B)
-    return A @ B.T
+    return inner_products(A, B)
 
 
 def ranks(v: torch.Tensor) -> torch.Tensor:
