@@ -63,10 +63,10 @@ def test_chunked_with_loaders_matches_pairwise(measure, options):
 
         return load
 
-    # Blocks of max_memory / 2 bytes, room for the largest summary: several blocks.
+    # Blocks of max_memory / 3 bytes, room for the largest summary: several blocks.
     bound = MEASURES[measure].plan(**options).summary_bytes
     largest = max(bound(r.shape[0], r[0].size, 8) for r in reps)
-    result = all_pairs([loader(k) for k in range(len(reps))], measure, max_memory=2 * largest, **options)
+    result = all_pairs([loader(k) for k in range(len(reps))], measure, max_memory=3 * largest, **options)
     np.testing.assert_allclose(result, pairwise(reps, measure, options), atol=tolerance(measure))
     assert len(loads) > len(reps)  # blocks after the first are loaded again for each block of rows
 
@@ -87,7 +87,7 @@ def test_against_others(measure, options):
     others = [o[:, ::-1] for o in others]
     expected = pairwise(reps, measure, options, others)
     np.testing.assert_allclose(all_pairs(reps, measure, others=others, **options), expected, atol=1e-10)
-    chunked = all_pairs(reps, measure, others=others, max_memory=2 * 24 * 24 * 8 * 2, **options)
+    chunked = all_pairs(reps, measure, others=others, max_memory=3 * 24 * 24 * 8 * 2, **options)
     np.testing.assert_allclose(chunked, expected, atol=1e-10)
 
 
@@ -152,3 +152,6 @@ def test_progress_ends_with_every_pair_done(measure, max_memory):
     total = 15 if measure == "linear_cka" else 25  # pwcca is not symmetric: every ordered pair
     assert lines[-1].endswith(f"{total} of {total} pairs done")
     assert int(lines[0].split()[0]) == 1 and len(lines) > 5
+    # linear CKA says which form its summaries took (12 stimuli x 5 features: all in feature form)
+    made = lines[-1].split()[0]
+    assert (f"summaries made ({made} in feature form)" in lines[-1]) == (measure == "linear_cka")

@@ -67,7 +67,7 @@ def linear_cka_plan(debiased: bool = False) -> Plan:
     """
 
     def summarise(X, name):
-        if X.shape[1] ** 2 <= FEATURE_FORM * X.shape[0]:
+        if _form(*X.shape) == "feature form":
             return _feature_summary(X, debiased, name)
         # Column-centred X has a double-centred Gram matrix: for the biased
         # HSIC there is nothing left to centre.
@@ -76,8 +76,9 @@ def linear_cka_plan(debiased: bool = False) -> Plan:
     return Plan(
         summarise,
         _combine_summaries,
-        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if p * p <= FEATURE_FORM * n else n * (n + 1) // 2) * itemsize,
+        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if _form(n, p) == "feature form" else n * (n + 1) // 2) * itemsize,
         min_stimuli=4 if debiased else 3,
+        form=_form,
     )
 
 
@@ -150,6 +151,10 @@ class MinibatchCKA:
 FEATURE_FORM = 50
 
 
+def _form(stimuli, features):
+    return "feature form" if features**2 <= FEATURE_FORM * stimuli else "Gram form"
+
+
 class _Features(NamedTuple):
     """A feature-form summary: F F^T is the centred Gram matrix at unit norm
     (F = X~ / ||K~||^(1/2)); `norms` the squared norms of F's rows (for the
@@ -200,7 +205,7 @@ def _combine_summaries(A, B):
                 continue  # mirrored from (Tensor, _Features) below
             a, b = [A[i] for i in rows], [B[j] for j in columns]
             if form_a is form_b is torch.Tensor:
-                block = inner_products(torch.stack(a), torch.stack(b))
+                block = inner_products(a, a if symmetric else b)
             elif form_a is form_b is _Features:
                 block = _feature_products(a, b, upper=symmetric)
             elif form_a is torch.Tensor:

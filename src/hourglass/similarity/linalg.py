@@ -44,24 +44,25 @@ def centred_svd(X: torch.Tensor):
     return U[:, :k], s[:k], Vh[:k]
 
 
-# Columns of float32 rows multiplied in float32 before the partial sums are
-# added in float64 by `inner_products`.
+# Columns of the rows stacked and multiplied at once by `inner_products`.
 _INNER_BLOCK = 4096
 
 
-def inner_products(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """A B^T (rows of `A` against rows of `B`) as float64, summed in blocks.
+def inner_products(A, B) -> torch.Tensor:
+    """(len(A), len(B)) float64 inner products between the vectors in `A` and in `B`.
 
-    The rows are long (a Gram matrix or an RDM: n^2/2 entries). float32
-    products of blocks of `_INNER_BLOCK` columns, added in float64, err by
-    about 2e-8 on unit rows of 2 million entries where one float32 product
-    errs by 1e-6, at the same speed (memory-bound either way).
+    The vectors are long (a Gram matrix or an RDM: n^2/2 entries) and many:
+    they are stacked a block of `_INNER_BLOCK` entries at a time, so no
+    second copy of all of them is ever held, and each block's product is
+    added in float64. In float32 that errs by about 2e-8 on unit vectors of
+    2 million entries, where one float32 product of the whole stacks errs
+    by 1e-6, at the same speed (memory-bound either way).
     """
-    if A.dtype == torch.float64:
-        return A @ B.T
-    out = torch.zeros(A.shape[0], B.shape[0], dtype=torch.float64, device=A.device)
-    for start in range(0, A.shape[1], _INNER_BLOCK):
-        out += (A[:, start : start + _INNER_BLOCK] @ B[:, start : start + _INNER_BLOCK].T).double()
+    out = torch.zeros(len(A), len(B), dtype=torch.float64, device=A[0].device)
+    for start in range(0, A[0].shape[0], _INNER_BLOCK):
+        rows = torch.stack([a[start : start + _INNER_BLOCK] for a in A])
+        columns = rows if B is A else torch.stack([b[start : start + _INNER_BLOCK] for b in B])
+        out += (rows @ columns.T).double()
     return out
 
 

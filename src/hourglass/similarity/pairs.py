@@ -1,10 +1,14 @@
 """The all-pairs engine: a measure between every pair of many representations."""
 
+import ctypes
+
 import numpy as np
 import torch
 
 from hourglass.similarity.arrays import check_same_stimuli, representation
 from hourglass.similarity.measures import measure_plan
+
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
 
 
 def all_pairs(
@@ -29,11 +33,16 @@ def all_pairs(
     measure: a name in `MEASURES`; measure_kwargs are its options
         (e.g. debiased=True, or metric= and compare= for "rsa").
     names, other_names: labels for error messages (default "representations[i]").
-    dtype, device: precision and device of the computation (float32 halves
-        memory and time, with errors of about 1e-5; Procrustes distances
-        near 0 are off by up to about 1e-3, see `procrustes_distance`).
-    max_memory: bytes of summaries to hold at once (None: no limit).
-    progress: called with a line of text (summaries made, pairs done of all)
+    dtype, device: precision and device of the computation. float32 halves
+        memory and about halves time; against float64 it erred by at most
+        2e-7 (linear CKA, debiased too), 8e-8 (RSA), 4e-7 (CCA), 1.4e-7
+        (SVCCA) and 3.4e-7 (PWCCA) on 40 random representations of
+        2,000 x 256 (benchmarks/similarity.py). Procrustes distances near 0
+        are off by up to about 1e-3, see `procrustes_distance`.
+    max_memory: bytes the computation may hold at once, above what the
+        process held before (None: no limit; the summaries are then held once).
+    progress: called with a line of text (summaries made, in which form where
+        a measure has several, and pairs done of all)
         after each summary and each block of pairs; the caller decides how
         often to show it.
 
@@ -46,27 +55,35 @@ def all_pairs(
     mirror it.
 
     With `max_memory`, representations are loaded and summarised in blocks
-    of at most max_memory / 2 bytes of summaries (by each measure's upper
-    bound on a summary's size), and two blocks are held at once. A
-    representation is then loaded and summarised once as a row and again
+    of at most max_memory / 3 bytes of summaries (by each measure's upper
+    bound on a summary's size), and two blocks are held at once; the last
+    third is room for loading and summarising the next representation.
+    A representation is then loaded and summarised once as a row and again
     for each earlier block of rows: memory is bought with time. Combining
-    a pair of blocks can briefly need about as much memory again.
-    Returns a float64 NumPy array.
+    two blocks stacks a few thousand entries of each summary at a time, no
+    second copy. Measured streaming 40 representations of 2,000 x 256 from
+    HDF5 (RSA: 640 MB of summaries), the peak above the resident size before
+    the call stayed under the budget at 512 MB, 1 GB and 2 GB
+    (benchmarks/similarity.py --memory). Returns a float64 NumPy array.
     """
     plan = measure_plan(measure, **measure_kwargs)
+    if max_memory is not None:
+        _return_large_blocks()
     rows = _labelled(representations, names, "representations")
     cols = rows if others is None else _labelled(others, other_names, "others")
-    budget = None if max_memory is None else max_memory // 2
+    budget = None if max_memory is None else max_memory // 3
     itemsize = torch.empty((), dtype=dtype).element_size()
     reference = None  # (name, stimuli) of the first representation loaded: all must match it
     # A symmetric measure of representations with themselves fills one triangle.
     triangle = others is None and plan.symmetric
     pairs = len(rows) * (len(rows) + 1) // 2 if triangle else len(rows) * len(cols)
     made, done = 0, 0
+    forms = {}  # how many summaries took each form, for measures with several
 
     def report():
         if progress is not None:
-            progress(f"{made} summaries made, {done} of {pairs} pairs done")
+            taken = ", ".join(f"{count} in {form}" for form, count in forms.items())
+            progress(f"{made} summaries made{f' ({taken})' if taken else ''}, {done} of {pairs} pairs done")
 
     def blocks(sources):
         # Yields lists of (index, summary) whose summaries fit in `budget`. The
@@ -90,7 +107,8 @@ def all_pairs(
                 if size > budget:
                     raise ValueError(
                         f"max_memory={max_memory} bytes is too small: the summary of {name!r} for {measure!r} "
-                        f"can take {size} bytes and two blocks are held at once; allow at least {2 * size}"
+                        f"can take {size} bytes and two blocks and a third for summarising are held at once; "
+                        f"allow at least {3 * size}"
                     )
                 if block and used + size > budget:
                     yield block
@@ -98,6 +116,9 @@ def all_pairs(
             block.append((index, plan.summarise(X, name)))
             used += size
             made += 1
+            if plan.form is not None:
+                form = plan.form(*X.shape)
+                forms[form] = forms.get(form, 0) + 1
             report()
         if block:
             yield block
@@ -130,6 +151,18 @@ def all_pairs(
     if triangle:
         out = np.triu(out) + np.triu(out, 1).T
     return out
+
+
+def _return_large_blocks():
+    # glibc's malloc raises its threshold for giving an array its own memory
+    # map up to 32 MB as arrays are freed, so summaries and the temporaries of
+    # summarising come to share the heap, and the holes freed summaries leave
+    # are never returned: the peak was 1.5x max_memory. A fixed 4 MB threshold
+    # (for the rest of the process) returns them. Elsewhere than glibc: nothing.
+    try:
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 4 * 2**20)
+    except (OSError, AttributeError):
+        pass
 
 
 def _labelled(sources, names, what):

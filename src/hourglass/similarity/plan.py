@@ -25,7 +25,9 @@ class Plan:
     min_stimuli: fewest stimuli for which the measure is defined;
     rdm_steps: for measures that compare RDMs, (X -> RDM, (RDM entries, name)
     -> summary), so `bootstrap` can resample stimuli without pairing a
-    stimulus with its own copy."""
+    stimulus with its own copy;
+    form: for measures with more than one way to summarise, (stimuli,
+    features) -> the name of the way taken, which `all_pairs` reports."""
 
     summarise: Callable[[torch.Tensor, str], Any]
     combine: Callable[[Sequence[Any], Sequence[Any]], torch.Tensor]
@@ -33,6 +35,7 @@ class Plan:
     symmetric: bool = True
     min_stimuli: int = 3
     rdm_steps: tuple[Callable, Callable] | None = None
+    form: Callable[[int, int], str] | None = None
 
 
 def compare_pair(plan: Plan, X, Y, names=("X", "Y"), dtype=torch.float64) -> float:

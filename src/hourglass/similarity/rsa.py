@@ -47,7 +47,9 @@ def rsa_plan(metric: str = "correlation", compare: str = "pearson") -> Plan:
         return rdm_vector(upper_triangle(dissimilarities(X, metric)), compare, name)
 
     def combine(A, B):
-        return compare_rdm_vectors(torch.stack(list(A)), torch.stack(list(B)), compare)
+        if compare == "kendall_tau_a":
+            return _kendall_tau_a(torch.stack(list(A)), torch.stack(list(B)))
+        return inner_products(A, B)
 
     return Plan(
         summarise,
@@ -80,7 +82,7 @@ def compare_rdm_vectors(A: torch.Tensor, B: torch.Tensor, compare: str) -> torch
     """(a, b) comparisons between rows of `A` (a, m) and `B` (b, m) made by `rdm_vector`."""
     if compare == "kendall_tau_a":
         return _kendall_tau_a(A, B)
-    return inner_products(A, B)
+    return A @ B.T
 
 
 def ranks(v: torch.Tensor) -> torch.Tensor:
