@@ -67,16 +67,12 @@ def linear_cka_plan(debiased: bool = False) -> Plan:
     """
 
     def summarise(X, name):
-        if _form(*X.shape) == "feature form":
-            return _feature_summary(X, debiased, name)
-        # Column-centred X has a double-centred Gram matrix: for the biased
-        # HSIC there is nothing left to centre.
-        return _gram_summary(_linear_gram(X), _u_centred if debiased else None, name)
+        return _linear_summary(X, debiased, name)
 
     return Plan(
         summarise,
         _combine_summaries,
-        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if _form(n, p) == "feature form" else n * (n + 1) // 2) * itemsize,
+        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if _form(n, p) == "feature form" else _packed_size(n)) * itemsize,
         min_stimuli=4 if debiased else 3,
         form=_form,
     )
@@ -93,7 +89,7 @@ def rbf_cka_plan(threshold: float = 1.0, debiased: bool = False) -> Plan:
     return Plan(
         summarise,
         _combine_summaries,
-        summary_bytes=lambda n, p, itemsize: n * (n + 1) // 2 * itemsize,
+        summary_bytes=lambda n, p, itemsize: _packed_size(n) * itemsize,
         min_stimuli=4 if debiased else 3,
     )
 
@@ -145,10 +141,11 @@ class MinibatchCKA:
 
 
 # The feature form is used where p^2 <= FEATURE_FORM * n (p features, n
-# stimuli): measured on 2 cores with 40 random representations, it is the
-# faster form up to about 250 features at 1,000 stimuli, 320 at 2,000 and
-# 450 at 4,000 (see benchmarks/similarity.py).
-FEATURE_FORM = 50
+# stimuli). Measured on 2 cores with 40 random representations in float32,
+# it is the faster form up to about 160 features at 1,000 stimuli, 240 at
+# 2,000 and 480 at 4,000 (the Gram form's passes over n^2 entries are
+# memory-bound and slow down as they outgrow the caches).
+FEATURE_FORM = 25
 
 
 def _form(stimuli, features):
@@ -164,22 +161,27 @@ class _Features(NamedTuple):
     norms: torch.Tensor | None
 
 
-def _feature_summary(X, debiased, name):
+def _linear_summary(X, debiased, name):
     X = X - X.mean(dim=0)
-    gram_norm = _squared_products(X, X).sqrt()  # ||K~||_F
+    gram_norm = _squared_products(X, X).sqrt()  # ||K~||_F, from p x p
     norms = X.square().sum(dim=1, dtype=torch.float64)[None] if debiased else None
-    # HSIC(K, K) up to its constant factor: ||K~||^2, or <U(K), U(K)>
+    # HSIC(K, K) up to its constant factor, ||K~||^2 or <U(K), U(K)>, without
+    # a pass over the n x n Gram matrix
     hsic = gram_norm.square() + (_u_corrections(norms, norms)[0, 0] if debiased else 0.0)
     _check_variance(hsic.sqrt(), gram_norm, X.shape[0], X.dtype, debiased, name)
-    return _Features(X / hsic.sqrt().sqrt().to(X.dtype), None if norms is None else norms[0] / hsic.sqrt())
+    if _form(*X.shape) == "feature form":
+        return _Features(X / hsic.sqrt().sqrt().to(X.dtype), None if norms is None else norms[0] / hsic.sqrt())
+    # Column-centred X has a double-centred Gram matrix: for the biased HSIC
+    # there is nothing left to centre.
+    K = X @ X.T
+    return _packed(_u_centred(K) if debiased else K).div_(hsic.sqrt().to(X.dtype))
 
 
 def _gram_summary(K, centre, name):
-    centred = K if centre is None else centre(K)
-    v = _packed(centred)
+    v = _packed(centre(K))
     norm = torch.linalg.vector_norm(v, dtype=torch.float64)
-    _check_variance(norm, torch.linalg.vector_norm(K, dtype=torch.float64), K.shape[0], K.dtype, centre is _u_centred, name)
-    return v / norm.to(v.dtype)
+    _check_variance(norm, torch.linalg.vector_norm(K), K.shape[0], K.dtype, centre is _u_centred, name)
+    return v.div_(norm.to(v.dtype))
 
 
 def _check_variance(norm, gram_norm, n, dtype, debiased, name):
@@ -259,7 +261,7 @@ def _mixed_products(grams, features):
     side_by_side = torch.cat([f.F for f in features], dim=1)
     owner = torch.repeat_interleave(torch.arange(len(features)), torch.tensor([f.F.shape[1] for f in features]))
     for i, v in enumerate(grams):
-        products = (_unpacked(v) @ side_by_side) * side_by_side
+        products = (_unpacked(v, side_by_side.shape[0]) @ side_by_side) * side_by_side
         out[i] = torch.zeros(len(features), dtype=torch.float64, device=v.device).index_add_(
             0, owner.to(v.device), products.sum(dim=0, dtype=torch.float64))
     return out
@@ -317,30 +319,53 @@ def _u_centred(K: torch.Tensor) -> torch.Tensor:
     # off the diagonal (r row sums, s total sum of K~), U_ii = 0. Then Song
     # et al.'s unbiased HSIC(K, L) = <U(K), U(L)>_F / (n(n-3)), an inner
     # product, so the debiased CKA batches like the biased one.
+    # In place on one copy: each pass over n^2 entries costs more than the
+    # arithmetic.
     n = K.shape[0]
-    K = K.clone()
-    K.fill_diagonal_(0.0)
-    rows = K.sum(dim=1)
-    U = K - rows[:, None] / (n - 2) - rows[None, :] / (n - 2) + K.sum() / ((n - 1) * (n - 2))
-    U.fill_diagonal_(0.0)
-    return U
+    U = K.clone().fill_diagonal_(0.0)
+    means = U.sum(dim=1) / (n - 2)  # r_i / (n-2); s / ((n-1)(n-2)) is their sum / (n-1)
+    U.sub_(means[:, None]).sub_(means[None, :]).add_(means.sum() / (n - 1))
+    return U.fill_diagonal_(0.0)
+
+
+# Rows of a Gram matrix packed together by `_packed`.
+_PACK_BLOCK = 64
 
 
 def _packed(S: torch.Tensor) -> torch.Tensor:
-    # The upper triangle of symmetric S with off-diagonal entries times sqrt 2:
-    # half the memory of S, and <packed(S), packed(T)> = <S, T>_F. Row slices
-    # joined, as in `upper_triangle`.
-    scaled = S * math.sqrt(2.0)
-    scaled.diagonal().copy_(S.diagonal())
-    return torch.cat([scaled[i, i:] for i in range(S.shape[0])])
+    """Symmetric S's entries on and above its diagonal blocks, those above
+    times sqrt 2: half the memory of S, and <packed(S), packed(T)> = <S, T>_F.
+
+    For each band of `_PACK_BLOCK` rows: its diagonal block whole, then the
+    entries to its right. An exact triangle would cost a slice per row, more
+    than computing S (measured at 2,000 stimuli); this keeps n * 32 more
+    entries than one.
+    """
+    parts = []
+    for start, stop in _bands(S.shape[0]):
+        parts.append(S[start:stop, start:stop].flatten())
+        parts.append(torch.mul(S[start:stop, stop:], math.sqrt(2.0)).flatten())  # a copy: S is untouched
+    return torch.cat(parts)
 
 
-def _unpacked(v: torch.Tensor) -> torch.Tensor:
-    """The symmetric matrix S of `_packed(S)`."""
-    n = int((math.isqrt(8 * v.numel() + 1) - 1) // 2)
-    upper = torch.ones(n, n, dtype=torch.bool, device=v.device).triu_()
-    S = v.new_zeros(n, n)
-    S[upper] = v / math.sqrt(2.0)
-    S = S + S.T
-    S.diagonal().mul_(math.sqrt(2.0) / 2.0)
+def _unpacked(v: torch.Tensor, n: int) -> torch.Tensor:
+    """The n x n symmetric matrix S of `_packed(S)`."""
+    S = v.new_empty(n, n)
+    offset = 0
+    for start, stop in _bands(n):
+        width = stop - start
+        S[start:stop, start:stop] = v[offset : offset + width * width].view(width, width)
+        offset += width * width
+        right = v[offset : offset + width * (n - stop)].view(width, n - stop) / math.sqrt(2.0)
+        S[start:stop, stop:] = right
+        S[stop:, start:stop] = right.T
+        offset += right.numel()
     return S
+
+
+def _packed_size(n):
+    return sum((stop - start) * (n - start) for start, stop in _bands(n))
+
+
+def _bands(n):
+    return [(start, min(start + _PACK_BLOCK, n)) for start in range(0, n, _PACK_BLOCK)]
