@@ -492,3 +492,19 @@ def test_compare_replaces_an_existing_out_only_with_force(pair, capsys):
     code, stdout, err = run(capsys, "compare", a, b, "--out", out, "--force")
     assert code == 0, err
     assert f"wrote {out}" in stdout and list(pd.read_csv(out)["layer"]) == LAYERS
+
+
+def test_a_stage_starts_no_more_threads_than_its_rule_holds(tmp_path):
+    # The config stage fails on empty settings, after the pools are limited;
+    # the child then reports the pools NumPy and torch started.
+    code = ("import sys\nfrom hourglass.cli import main\n"
+            "try:\n    main(['config', '--out', sys.argv[1], '--threads', '1', '--settings', '{}'])\n"
+            "except (SystemExit, KeyError):\n    pass\n"
+            "import numpy, torch\nfrom threadpoolctl import threadpool_info\n"
+            "print(sorted({pool['num_threads'] for pool in threadpool_info()}), torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env["PYTHONPATH"] = str(REPO / "src")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "config.yaml")],
+                          capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split() == ["[1]", "1"], done.stdout

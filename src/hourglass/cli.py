@@ -315,6 +315,13 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
+    if hasattr(args, "threads"):  # a workflow stage: its rule holds `threads` cores
+        # torch's pool is set by each stage; the BLAS and OpenMP pools of NumPy,
+        # SciPy and scikit-learn would otherwise start a thread per core of the
+        # machine (a cluster node's 64 for a 1-core job). Read when those
+        # libraries load, which is after this; a user's own setting wins.
+        for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(pool, str(args.threads))
     try:
         args.func(args)
     except (ValueError, OSError, FloatingPointError) as error:
