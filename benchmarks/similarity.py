@@ -190,7 +190,7 @@ def memory(reps, threads):
     import h5py
 
     summaries = len(reps) * reps[0].shape[0] * (reps[0].shape[0] - 1) // 2 * 8
-    print(f"memory: RSA streamed from HDF5, {summaries / 2**20:.0f} MB of summaries in all", flush=True)
+    print(f"memory: RSA streamed from HDF5, {summaries / 2**20:.0f} MiB of summaries in all", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "representations.h5")
         with h5py.File(path, "w") as f:
@@ -200,8 +200,8 @@ def memory(reps, threads):
             start = time.perf_counter()
             peak = subprocess.run([sys.executable, "-c", PEAK_CHILD, path, "rsa", str(budget * 2**20), str(threads)],
                                   capture_output=True, text=True, check=True).stdout
-            label = f"max_memory {budget} MB" if budget else "no limit"
-            print(f"  {label:20s} peak above resident {int(peak) / 2**20:6.0f} MB"
+            label = f"max_memory {budget} MiB" if budget else "no limit"
+            print(f"  {label:20s} peak above resident {int(peak) / 2**20:6.0f} MiB"
                   f"  ({time.perf_counter() - start:.1f} s)", flush=True)
 
 

@@ -20,7 +20,7 @@ from hourglass.similarity import (
     rsa,
     svcca,
 )
-from hourglass.similarity.cka import FEATURE_FORM
+from hourglass.similarity.cka import _form
 
 
 def related(n=30, p=8, q=6, noise=1.0, seed=0):
@@ -172,15 +172,25 @@ def test_linear_cka_from_hsic_definition(debiased):
 
 
 @pytest.mark.parametrize("debiased", [False, True])
-@pytest.mark.parametrize("p, q", [(5, 8), (5, 60), (60, 5), (60, 70)])
-def test_linear_cka_feature_and_gram_forms_agree(p, q, debiased):
-    # 20 stimuli: 5 or 8 features take the feature form, 60 or 70 the Gram form (FEATURE_FORM)
-    assert 8**2 <= FEATURE_FORM * 20 < 60**2
-    X, Y = related(n=20, p=p, q=q)
+@pytest.mark.parametrize("n, p, q", [(20, 5, 8), (20, 5, 60), (20, 60, 5), (20, 60, 70), (130, 9, 140), (4, 1, 9)])
+def test_linear_cka_feature_and_gram_forms_agree(n, p, q, debiased):
+    # Both forms and the pairs across them; 130 stimuli pack into three bands
+    # of rows, 4 is the fewest the unbiased HSIC takes.
+    assert _form(20, 8) == _form(130, 9) == "feature form" and _form(20, 60) == _form(130, 140) == "Gram form"
+    X, Y = related(n=n, p=p, q=q)
     expected = ref_cka(X @ X.T, Y @ Y.T, debiased)
-    assert linear_cka(X, Y, debiased=debiased) == pytest.approx(expected, abs=1e-12)
+    tolerance = 1e-10 if n == 4 else 1e-12  # 4 stimuli: the unbiased HSIC cancels to n(n-3) = 4 terms
+    assert linear_cka(X, Y, debiased=debiased) == pytest.approx(expected, abs=tolerance)
     matrix = all_pairs([X, Y], "linear_cka", debiased=debiased)
-    np.testing.assert_allclose(matrix, [[1, expected], [expected, 1]], atol=1e-12)
+    np.testing.assert_allclose(matrix, [[1, expected], [expected, 1]], atol=tolerance)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_linear_cka_refuses_a_representation_constant_but_for_rounding(debiased):
+    # float32 centring of 1000 + 1e-4 noise leaves rounding errors as large as the noise
+    X = torch.tensor(1000 + 1e-4 * np.random.default_rng(0).normal(size=(50, 8)), dtype=torch.float32)
+    with pytest.raises(ValueError, match="'X' has no variance left after centring"):
+        linear_cka(X, X + 1, debiased=debiased, dtype=torch.float32)
 
 
 @pytest.mark.parametrize("debiased", [False, True])

@@ -56,7 +56,7 @@ def rbf_cka(
 
 def linear_cka_plan(debiased: bool = False) -> Plan:
     """Plan for `linear_cka`: a summary is the representation's centred Gram
-    matrix, or its centred features where those are cheaper (`FEATURE_FORM`).
+    matrix, or its centred features where those are cheaper (`_form`).
 
     Two forms of the same inner products <K~, L~> of centred Gram matrices:
     the Gram form costs n^2 p per representation and n^2 per pair, the
@@ -72,7 +72,9 @@ def linear_cka_plan(debiased: bool = False) -> Plan:
     return Plan(
         summarise,
         _combine_summaries,
-        summary_bytes=lambda n, p, itemsize: (n * (p + 1) if _form(n, p) == "feature form" else _packed_size(n)) * itemsize,
+        # feature form: F, and the rows' float64 norms where debiased
+        summary_bytes=lambda n, p, itemsize: (
+            n * p * itemsize + 8 * n * debiased if _form(n, p) == "feature form" else _packed_size(n) * itemsize),
         min_stimuli=4 if debiased else 3,
         form=_form,
     )
@@ -84,7 +86,7 @@ def rbf_cka_plan(threshold: float = 1.0, debiased: bool = False) -> Plan:
         raise ValueError(f"rbf_cka threshold must be positive, got {threshold!r}")
 
     def summarise(X, name):
-        return _gram_summary(_rbf_gram(X, threshold, name), _u_centred if debiased else _centred, name)
+        return _gram_summary(_rbf_gram(X, threshold, name), _u_centred_ if debiased else _centred, name)
 
     return Plan(
         summarise,
@@ -121,7 +123,7 @@ class MinibatchCKA:
         names = [f"{name} (batch {self.batches})" for name in self.names]
         X, Y = representation_pair(X, Y, names, dtype=self.dtype, min_stimuli=4)
         n = X.shape[0]
-        K, L = _u_centred(_linear_gram(X)), _u_centred(_linear_gram(Y))
+        K, L = _u_centred_(_linear_gram(X)), _u_centred_(_linear_gram(Y))
         for key, (A, B) in {"xy": (K, L), "xx": (K, K), "yy": (L, L)}.items():
             self._sums[key] += float((A * B).sum()) / (n * (n - 3))
         self.batches += 1
@@ -140,16 +142,13 @@ class MinibatchCKA:
         return self._sums["xy"] / math.sqrt(xx * yy)
 
 
-# The feature form is used where p^2 <= FEATURE_FORM * n (p features, n
-# stimuli). Measured on 2 cores with 40 random representations in float32,
-# it is the faster form up to about 160 features at 1,000 stimuli, 240 at
-# 2,000 and 480 at 4,000 (the Gram form's passes over n^2 entries are
-# memory-bound and slow down as they outgrow the caches).
-FEATURE_FORM = 25
-
-
 def _form(stimuli, features):
-    return "feature form" if features**2 <= FEATURE_FORM * stimuli else "Gram form"
+    """The cheaper form of a linear CKA summary, measured: with 40 random
+    representations in float32 on 2 cores the feature form was the faster
+    up to about 160 features at 1,000 stimuli, 240 at 2,000 and 450 at
+    4,000 (the Gram form's passes over n^2 entries are memory-bound and slow
+    down as they outgrow the caches). Its summary is never the larger."""
+    return "feature form" if features <= max(5 * math.sqrt(stimuli), 0.12 * stimuli) else "Gram form"
 
 
 class _Features(NamedTuple):
@@ -162,33 +161,41 @@ class _Features(NamedTuple):
 
 
 def _linear_summary(X, debiased, name):
+    n, dtype = X.shape[0], X.dtype
+    scale = torch.linalg.vector_norm(X)
     X = X - X.mean(dim=0)
+    # Centring leaves rounding errors of about eps |x| per entry: a
+    # representation whose variation is at that level (a constant one in
+    # all but rounding) has nothing to measure.
+    _check_variance(torch.linalg.vector_norm(X), scale, n, dtype, debiased, name)
     gram_norm = _squared_products(X, X).sqrt()  # ||K~||_F, from p x p
     norms = X.square().sum(dim=1, dtype=torch.float64)[None] if debiased else None
     # HSIC(K, K) up to its constant factor, ||K~||^2 or <U(K), U(K)>, without
-    # a pass over the n x n Gram matrix
+    # a pass over the n x n Gram matrix; U-centring can cancel it to rounding.
     hsic = gram_norm.square() + (_u_corrections(norms, norms)[0, 0] if debiased else 0.0)
-    _check_variance(hsic.sqrt(), gram_norm, X.shape[0], X.dtype, debiased, name)
+    _check_variance(hsic.sqrt(), gram_norm, n, dtype, debiased, name)
     if _form(*X.shape) == "feature form":
-        return _Features(X / hsic.sqrt().sqrt().to(X.dtype), None if norms is None else norms[0] / hsic.sqrt())
+        # F F^T = K~ / ||K~||: F = X~ / ||K~||^(1/4)
+        return _Features(X / hsic.pow(0.25).to(dtype), None if norms is None else norms[0] / hsic.sqrt())
     # Column-centred X has a double-centred Gram matrix: for the biased HSIC
     # there is nothing left to centre.
     K = X @ X.T
-    return _packed(_u_centred(K) if debiased else K).div_(hsic.sqrt().to(X.dtype))
+    return _packed(_u_centred_(K) if debiased else K).div_(hsic.sqrt().to(dtype))
 
 
 def _gram_summary(K, centre, name):
+    gram_norm = torch.linalg.vector_norm(K)
     v = _packed(centre(K))
     norm = torch.linalg.vector_norm(v, dtype=torch.float64)
-    _check_variance(norm, torch.linalg.vector_norm(K), K.shape[0], K.dtype, centre is _u_centred, name)
+    _check_variance(norm, gram_norm, K.shape[0], K.dtype, centre is _u_centred_, name)
     return v.div_(norm.to(v.dtype))
 
 
-def _check_variance(norm, gram_norm, n, dtype, debiased, name):
+def _check_variance(norm, reference, n, dtype, debiased, name):
     # Centring removes everything of a Gram matrix that a constant
-    # representation could produce; a norm at rounding level means
-    # HSIC(K, K) = 0 and CKA would be 0/0.
-    if not norm > gram_norm * n * torch.finfo(dtype).eps:
+    # representation could produce; a norm at rounding level of `reference`
+    # (what was centred) means HSIC(K, K) = 0 and CKA would be 0/0.
+    if not norm > reference * n * torch.finfo(dtype).eps:
         estimator = "unbiased" if debiased else "biased"
         raise ValueError(
             f"representation {name!r} has no variance left after centring its Gram matrix "
@@ -259,11 +266,12 @@ def _mixed_products(grams, features):
     # inner product with F F^T that with the centred (or U-centred) F F^T.
     out = torch.empty(len(grams), len(features), dtype=torch.float64, device=grams[0].device)
     side_by_side = torch.cat([f.F for f in features], dim=1)
-    owner = torch.repeat_interleave(torch.arange(len(features)), torch.tensor([f.F.shape[1] for f in features]))
+    widths = torch.tensor([f.F.shape[1] for f in features])
+    owner = torch.repeat_interleave(torch.arange(len(features)), widths).to(side_by_side.device)
     for i, v in enumerate(grams):
-        products = (_unpacked(v, side_by_side.shape[0]) @ side_by_side) * side_by_side
+        products = (_unpacked(v, side_by_side.shape[0]) @ side_by_side).mul_(side_by_side)
         out[i] = torch.zeros(len(features), dtype=torch.float64, device=v.device).index_add_(
-            0, owner.to(v.device), products.sum(dim=0, dtype=torch.float64))
+            0, owner, products.sum(dim=0, dtype=torch.float64))
     return out
 
 
@@ -313,16 +321,16 @@ def _centred(K: torch.Tensor) -> torch.Tensor:
     return K - K.mean(dim=0) - K.mean(dim=1, keepdim=True) + K.mean()
 
 
-def _u_centred(K: torch.Tensor) -> torch.Tensor:
-    # U-centring (Szekely & Rizzo 2014, Ann. Stat.): with K~ = K with its
-    # diagonal zeroed, U_ij = K~_ij - r_i/(n-2) - r_j/(n-2) + s/((n-1)(n-2))
-    # off the diagonal (r row sums, s total sum of K~), U_ii = 0. Then Song
-    # et al.'s unbiased HSIC(K, L) = <U(K), U(L)>_F / (n(n-3)), an inner
-    # product, so the debiased CKA batches like the biased one.
-    # In place on one copy: each pass over n^2 entries costs more than the
-    # arithmetic.
+def _u_centred_(K: torch.Tensor) -> torch.Tensor:
+    # U-centring (Szekely & Rizzo 2014, Ann. Stat.), in place: with K~ = K
+    # with its diagonal zeroed, U_ij = K~_ij - r_i/(n-2) - r_j/(n-2) +
+    # s/((n-1)(n-2)) off the diagonal (r row sums, s total sum of K~), U_ii =
+    # 0. Then Song et al.'s unbiased HSIC(K, L) = <U(K), U(L)>_F / (n(n-3)),
+    # an inner product, so the debiased CKA batches like the biased one. In
+    # place because each pass over n^2 entries costs more than the arithmetic,
+    # and a copy would be one more n x n matrix to hold.
     n = K.shape[0]
-    U = K.clone().fill_diagonal_(0.0)
+    U = K.fill_diagonal_(0.0)
     means = U.sum(dim=1) / (n - 2)  # r_i / (n-2); s / ((n-1)(n-2)) is their sum / (n-1)
     U.sub_(means[:, None]).sub_(means[None, :]).add_(means.sum() / (n - 1))
     return U.fill_diagonal_(0.0)
@@ -341,11 +349,14 @@ def _packed(S: torch.Tensor) -> torch.Tensor:
     than computing S (measured at 2,000 stimuli); this keeps n * 32 more
     entries than one.
     """
-    parts = []
-    for start, stop in _bands(S.shape[0]):
-        parts.append(S[start:stop, start:stop].flatten())
-        parts.append(torch.mul(S[start:stop, stop:], math.sqrt(2.0)).flatten())  # a copy: S is untouched
-    return torch.cat(parts)
+    n = S.shape[0]
+    v = S.new_empty(_packed_size(n))
+    offset = 0
+    for start, stop in _bands(n):
+        for block, factor in ((S[start:stop, start:stop], 1.0), (S[start:stop, stop:], math.sqrt(2.0))):
+            torch.mul(block, factor, out=v[offset : offset + block.numel()].view(block.shape))
+            offset += block.numel()
+    return v
 
 
 def _unpacked(v: torch.Tensor, n: int) -> torch.Tensor:

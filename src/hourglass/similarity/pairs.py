@@ -46,25 +46,29 @@ def all_pairs(
         after each summary and each block of pairs; the caller decides how
         often to show it.
 
-    Each representation is summarised once (a centred Gram matrix for CKA,
-    a prepared RDM triangle for RSA, a factor of the Gram matrix for
-    Procrustes, a rank-revealing basis for CCA), and summaries are
-    combined block by block with batched products. Entry [i, j] is measure(representations[i], others[j]), or
+    Each representation is summarised once (a centred Gram matrix or the
+    centred features for CKA, a prepared RDM triangle for RSA, a factor of
+    the Gram matrix for Procrustes, a rank-revealing basis for CCA), and
+    summaries are combined block by block with batched products. Entry
+    [i, j] is measure(representations[i], others[j]), or
     measure(representations[i], representations[j]): the same number the
     pairwise function gives. Symmetric measures fill the upper triangle and
-    mirror it.
+    mirror it; PWCCA takes both directions from one SVD within a block.
 
     With `max_memory`, representations are loaded and summarised in blocks
     of at most max_memory / 3 bytes of summaries (by each measure's upper
     bound on a summary's size), and two blocks are held at once; the last
-    third is room for loading and summarising the next representation.
+    third is room for loading and summarising the next representation and
+    for combining (RSA and Gram-form CKA stack a few thousand entries of
+    each summary at a time; the rest stack a block's factors once more).
     A representation is then loaded and summarised once as a row and again
-    for each earlier block of rows: memory is bought with time. Combining
-    two blocks stacks a few thousand entries of each summary at a time, no
-    second copy. Measured streaming 40 representations of 2,000 x 256 from
-    HDF5 (RSA: 640 MB of summaries), the peak above the resident size before
-    the call stayed under the budget at 512 MB, 1 GB and 2 GB
-    (benchmarks/similarity.py --memory). Returns a float64 NumPy array.
+    for each earlier block of rows: memory is bought with time. Measured
+    streaming 40 representations of 2,000 x 256 from HDF5 (RSA, 610 MiB of
+    summaries), the peak above the resident size before the call stayed
+    under the budget at 512 MiB, 1 GiB and 2 GiB (benchmarks/similarity.py
+    --memory). On glibc this also makes every later array of 4 MB or more
+    in the process get its own memory map (see `_return_large_blocks`),
+    which cost RSA 17-42 % more time there. Returns a float64 NumPy array.
     """
     plan = measure_plan(measure, **measure_kwargs)
     if max_memory is not None:
@@ -158,7 +162,8 @@ def _return_large_blocks():
     # map up to 32 MB as arrays are freed, so summaries and the temporaries of
     # summarising come to share the heap, and the holes freed summaries leave
     # are never returned: the peak was 1.5x max_memory. A fixed 4 MB threshold
-    # (for the rest of the process) returns them. Elsewhere than glibc: nothing.
+    # returns them; mallopt cannot be undone, so it holds for the rest of the
+    # process. Elsewhere than glibc: nothing.
     try:
         ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, 4 * 2**20)
     except (OSError, AttributeError):
