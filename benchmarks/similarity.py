@@ -99,10 +99,37 @@ def procrustes_bound(reps, dtype, device):
     return M
 
 
+def bases(reps, dtype, device):
+    """Orthonormal bases of the centred column spaces (full rank: random data)."""
+    return [torch.linalg.svd(X, full_matrices=False)[0] for X in centred(reps, dtype, device)]
+
+
+def cca_loop(reps, dtype, device):
+    """Mean squared canonical correlation pair by pair, bases made per pair (what repsim and anatome do)."""
+    Xs = centred(reps, dtype, device)
+    M = np.eye(len(Xs))
+    for i in range(len(Xs)):
+        for j in range(i + 1, len(Xs)):
+            Q_x, Q_y = (torch.linalg.svd(X, full_matrices=False)[0] for X in (Xs[i], Xs[j]))
+            M[i, j] = M[j, i] = float((Q_x.T @ Q_y).square().sum()) / min(Q_x.shape[1], Q_y.shape[1])
+    return M
+
+
+def cca_bound(reps, dtype, device):
+    """The arithmetic floor of CCA: a basis each, then one product of them all side by side."""
+    Qs = bases(reps, dtype, device)
+    W = torch.cat(Qs, dim=1)
+    widths = [Q.shape[1] for Q in Qs]
+    blocks = (W.T @ W).square().split(widths, dim=0)
+    sums = torch.stack([torch.stack([b.sum() for b in block.split(widths, dim=1)]) for block in blocks])
+    return (sums / torch.minimum(torch.tensor(widths)[:, None], torch.tensor(widths)[None])).double().cpu().numpy()
+
+
 PLAIN = {
     "linear_cka": [("plain formula", plain_cka)],
     "rsa": [("plain formula", plain_rsa)],
     "procrustes": [("pair loop", procrustes_loop), ("arithmetic bound", procrustes_bound)],
+    "cca": [("pair loop", cca_loop), ("arithmetic bound", cca_bound)],
 }
 
 
