@@ -1,5 +1,7 @@
 """The pipeline's all-pairs stage on real activation files of a trained model."""
 
+import re
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ def activation_files(two_seeds):
 
 
 def test_matrix_equals_the_measure_pair_by_pair(activation_files, tmp_path):
-    settings = {"options": {}, "dtype": "float64", "device": "cpu", "max_memory_gb": 1e-4}
+    settings = {"options": {}, "dtype": "float64", "device": "cpu", "max_memory_gb": 2e-4}  # blocks of a few summaries
     run(activation_files, "linear_cka", settings, tmp_path / "m.h5", tmp_path / "m.csv")
     matrix, labels = read_matrix(tmp_path / "m.h5")
     assert list(labels.columns) == ["variant", "seed", "epoch", "trained_epochs", "layer",
@@ -55,6 +57,10 @@ def test_a_dead_layer_is_left_out_and_marked(activation_files, tmp_path):
     assert np.isnan(matrix[row]).all() and np.isnan(matrix[:, row]).all()
     assert np.isfinite(np.delete(np.delete(matrix, row, 0), row, 1)).all()
     assert any("seed 7" in m and "bottleneck1" in m and "dead layer" in m for m in messages)
+    kept = int((~labels["constant"]).sum())
+    # the log ends with the forms linear CKA's summaries took, one each
+    assert f"every pair done: {kept} summaries made (" in messages[-1]
+    assert sum(int(count) for count in re.findall(r"(\d+) in (?:feature|Gram) form", messages[-1])) == kept
 
 
 @pytest.mark.parametrize("measure", ["rsa", "linear_cka"])

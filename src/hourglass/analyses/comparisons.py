@@ -69,10 +69,16 @@ def compare(files, measure, options, dtype="float64", device="cpu", max_memory_g
     names = [f"{r.variant}/seed{r.seed}/epoch {r.epoch}/{r.layer}" for r in labels.itertuples()]
     max_memory = None if max_memory_gb is None else int(max_memory_gb * 2**30)
     log(f"{measure}: {len(keep)} representations")
+    throttled, last = every(30, log), []
+
+    def progress(line):
+        last[:] = [line]
+        throttled(line)
+
     kept = all_pairs([loaders[i] for i in keep], measure, names=[names[i] for i in keep],
                      dtype=getattr(torch, dtype), device=device, max_memory=max_memory,
-                     progress=every(30, log), **options)
-    log(f"{measure}: every pair done")
+                     progress=progress, **options)
+    log(f"{measure}: every pair done: {last[0]}")  # the summaries' forms among it
     matrix = np.full((len(labels), len(labels)), np.nan)
     matrix[np.ix_(keep, keep)] = kept
     return matrix, labels
