@@ -39,7 +39,7 @@ def dissimilarities(Z: torch.Tensor, metric: str) -> torch.Tensor:
     """The RDM of stimuli x features tensor `Z` under `metric` (see `rdm`)."""
     if metric in ("correlation", "cosine"):
         Z = unit_rows(Z, centre=metric == "correlation")
-        D = 1.0 - Z @ Z.T
+        D = (Z @ Z.T).neg_().add_(1.0)  # 1 - r without a second n x n matrix
     elif metric in ("euclidean", "sqeuclidean"):
         # Summing squared differences (not |a|^2 + |b|^2 - 2 a.b through a
         # matrix product) is slower but exact where it matters to rank-based

@@ -75,7 +75,7 @@ def rdm_vector(v: torch.Tensor, compare: str, name: str) -> torch.Tensor:
     if compare == "spearman":
         v = ranks(v)
     v = v - v.mean(dtype=torch.float64).to(v.dtype)
-    return v / torch.linalg.vector_norm(v, dtype=torch.float64).to(v.dtype)
+    return v.div_(torch.linalg.vector_norm(v, dtype=torch.float64).to(v.dtype))  # v is ours
 
 
 def compare_rdm_vectors(A: torch.Tensor, B: torch.Tensor, compare: str) -> torch.Tensor:
