@@ -152,9 +152,9 @@ def _form(stimuli, features):
 
 
 class _Features(NamedTuple):
-    """A feature-form summary: F F^T is the centred Gram matrix at unit norm
-    (F = X~ / ||K~||^(1/2)); `norms` the squared norms of F's rows (for the
-    U-centring; None for the biased HSIC)."""
+    """A feature-form summary: F F^T is the centred Gram matrix divided by
+    HSIC(K, K)^(1/2) (F = X~ / ||K~||^(1/2) for the biased HSIC); `norms` the
+    squared norms of F's rows (for the U-centring; None for the biased HSIC)."""
 
     F: torch.Tensor
     norms: torch.Tensor | None
@@ -175,7 +175,7 @@ def _linear_summary(X, debiased, name):
     hsic = gram_norm.square() + (_u_corrections(norms, norms)[0, 0] if debiased else 0.0)
     _check_variance(hsic.sqrt(), gram_norm, n, dtype, debiased, name)
     if _form(*X.shape) == "feature form":
-        # F F^T = K~ / ||K~||: F = X~ / ||K~||^(1/4)
+        # F F^T = K~ / sqrt(hsic): F = X~ / hsic^(1/4) (= X~ / ||K~||^(1/2) when biased)
         return _Features(X / hsic.pow(0.25).to(dtype), None if norms is None else norms[0] / hsic.sqrt())
     # Column-centred X has a double-centred Gram matrix: for the biased HSIC
     # there is nothing left to centre.
