@@ -248,10 +248,7 @@ def _feature_products(A, B, upper):
     # product of each F_a with all F_b side by side; the squares are summed in
     # float64, since these sums cancel against the corrections.
     out = torch.zeros(len(A), len(B), dtype=torch.float64, device=A[0].F.device)
-    widths = torch.tensor([b.F.shape[1] for b in B])
-    owner = torch.repeat_interleave(torch.arange(len(B)), widths).to(out.device)
-    starts = torch.cat([torch.zeros(1, dtype=torch.long), widths.cumsum(0)])
-    side_by_side = torch.cat([b.F for b in B], dim=1)
+    side_by_side, owner, starts = _side_by_side(B)
     for i, a in enumerate(A):
         first = i if upper else 0
         columns = a.F.T @ side_by_side[:, starts[first]:]
@@ -265,14 +262,21 @@ def _mixed_products(grams, features):
     # <K~, F F^T> = sum((K~ F) * F): the Gram summary's zero row sums make its
     # inner product with F F^T that with the centred (or U-centred) F F^T.
     out = torch.empty(len(grams), len(features), dtype=torch.float64, device=grams[0].device)
-    side_by_side = torch.cat([f.F for f in features], dim=1)
-    widths = torch.tensor([f.F.shape[1] for f in features])
-    owner = torch.repeat_interleave(torch.arange(len(features)), widths).to(side_by_side.device)
+    side_by_side, owner, _ = _side_by_side(features)
     for i, v in enumerate(grams):
         products = (_unpacked(v, side_by_side.shape[0]) @ side_by_side).mul_(side_by_side)
         out[i] = torch.zeros(len(features), dtype=torch.float64, device=v.device).index_add_(
             0, owner, products.sum(dim=0, dtype=torch.float64))
     return out
+
+
+def _side_by_side(features):
+    """The F of feature summaries side by side, the summary each column
+    belongs to (for index_add_), and where each summary's columns start."""
+    widths = torch.tensor([f.F.shape[1] for f in features])
+    side_by_side = torch.cat([f.F for f in features], dim=1)
+    owner = torch.repeat_interleave(torch.arange(len(features)), widths).to(side_by_side.device)
+    return side_by_side, owner, torch.cat([torch.zeros(1, dtype=torch.long), widths.cumsum(0)])
 
 
 def _squared_products(X, Y):

@@ -47,9 +47,7 @@ def rsa_plan(metric: str = "correlation", compare: str = "pearson") -> Plan:
         return rdm_vector(upper_triangle(dissimilarities(X, metric)), compare, name)
 
     def combine(A, B):
-        if compare == "kendall_tau_a":
-            return _kendall_tau_a(torch.stack(list(A)), torch.stack(list(B)))
-        return inner_products(A, B)
+        return compare_rdm_vectors(A, B, compare)
 
     return Plan(
         summarise,
@@ -78,11 +76,12 @@ def rdm_vector(v: torch.Tensor, compare: str, name: str) -> torch.Tensor:
     return v.div_(torch.linalg.vector_norm(v, dtype=torch.float64).to(v.dtype))  # v is ours
 
 
-def compare_rdm_vectors(A: torch.Tensor, B: torch.Tensor, compare: str) -> torch.Tensor:
-    """(a, b) comparisons between rows of `A` (a, m) and `B` (b, m) made by `rdm_vector`."""
+def compare_rdm_vectors(A, B, compare: str) -> torch.Tensor:
+    """(a, b) float64 comparisons between the vectors made by `rdm_vector` in
+    `A` and in `B` (sequences, or the rows of matrices)."""
     if compare == "kendall_tau_a":
-        return _kendall_tau_a(A, B)
-    return A @ B.T
+        return _kendall_tau_a(torch.stack(list(A)), torch.stack(list(B)))
+    return inner_products(A, B)
 
 
 def ranks(v: torch.Tensor) -> torch.Tensor:
