@@ -278,12 +278,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     progress = load_progress(work / "state.pt", identity, log)
     if progress is None:
         shutil.rmtree(work, ignore_errors=True)
-        row = {"epoch": 0, **evaluated(SPLITS, 0), "seconds": 0.0}
-        progress = {"epoch": 0, "rows": [row], "best": row["val_loss"], "best_epoch": 0,
-                    "best_model": clone(model.state_dict()), "waited": 0,
-                    "done": training["max_epochs"] == 0,
-                    "queue": torch.empty(0, dtype=torch.long)}
-        log(f"epoch 0: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}")
+        progress = first_progress(model, evaluated(SPLITS, 0), training, log)
         if 0 in wanted:
             checkpoint("epoch0", model.state_dict(), 0)
         save_progress()
@@ -319,47 +314,73 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
             name: total / trained for name, total in totals.items()}),
             **evaluated(SPLITS[1:], epoch)}
         row["seconds"] = time.perf_counter() - start
-        progress["rows"].append(row)
-        try:
-            check_finite(model, settings, seed, progress["rows"])
-        except FloatingPointError as error:
-            if on_divergence != "exclude":
-                raise
-            # Not saved as progress: a resumed run diverges again, deterministically.
-            log(f"{error}\nrecorded as diverged (training.on_divergence: exclude); this seed "
-                "is left out of the consistency statistics and the measures")
-            progress["diverged"] = str(error)
-            break
-        progress["epoch"] = epoch
-        if row["val_loss"] < progress["best"]:
-            progress.update(best=row["val_loss"], best_epoch=epoch, waited=0,
-                            best_model=clone(model.state_dict()))
-        else:
-            progress["waited"] += 1
-        seconds = row["seconds"]
-        eta = seconds * (training["max_epochs"] - epoch)
-        log(f"epoch {epoch}: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
-            f"{seconds:.2f} s  (at most {eta:.0f} s to go)")
-        stop = training["patience"] is not None and progress["waited"] >= training["patience"]
-        if stop:
-            log(f"early stop after epoch {epoch}: no improvement for {progress['waited']} epochs "
-                f"(best {progress['best']:.5f} at epoch {progress['best_epoch']})")
-        progress["done"] = epoch == training["max_epochs"] or stop
+        if not end_epoch(progress, row, model, settings, seed, on_divergence, log):
+            break  # not saved as progress: a resumed run diverges again, deterministically
         if epoch in wanted:
             checkpoint(f"epoch{epoch}", model.state_dict(), epoch)
         save_progress()
 
-    if "diverged" in progress:
-        for name in [f"epoch{e}" for e in wanted if e > progress["epoch"]] + ["final"]:
-            checkpoint(name, {}, progress["epoch"] + 1, progress["diverged"])
-    else:
-        for e in wanted:
-            if e > progress["epoch"]:
-                checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
-        checkpoint("final", progress["best_model"], progress["best_epoch"])
+    last_checkpoints(progress, wanted, checkpoint)
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
     return progress["rows"]
+
+
+def first_progress(model, metrics, training, log):
+    """A run's progress before its first epoch: the untrained `model` and its
+    `metrics` on every split (epoch 0's row), the best so far."""
+    row = {"epoch": 0, **metrics, "seconds": 0.0}
+    log(f"epoch 0: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}")
+    return {"epoch": 0, "rows": [row], "best": row["val_loss"],
+            "best_epoch": 0, "best_model": clone(model.state_dict()), "waited": 0,
+            "done": training["max_epochs"] == 0, "queue": torch.empty(0, dtype=torch.long)}
+
+
+def end_epoch(progress, row, model, settings, seed, on_divergence, log):
+    """Add the epoch `row` just trained (`model` as it left it) to the run's
+    `progress`: its best weights, early stopping, the end of training. False
+    where the run diverged (see train's on_divergence; progress["diverged"]
+    says how)."""
+    training, epoch = settings["training"], row["epoch"]
+    progress["rows"].append(row)
+    try:
+        check_finite(model, settings, seed, progress["rows"])
+    except FloatingPointError as error:
+        if on_divergence != "exclude":
+            raise
+        log(f"{error}\nrecorded as diverged (training.on_divergence: exclude); this seed "
+            "is left out of the consistency statistics and the measures")
+        progress["diverged"] = str(error)
+        return False
+    progress["epoch"] = epoch
+    if row["val_loss"] < progress["best"]:
+        progress.update(best=row["val_loss"], best_epoch=epoch, waited=0,
+                        best_model=clone(model.state_dict()))
+    else:
+        progress["waited"] += 1
+    seconds = row["seconds"]
+    eta = seconds * (training["max_epochs"] - epoch)
+    log(f"epoch {epoch}: train {row['train_loss']:.5f}  val {row['val_loss']:.5f}  "
+        f"{seconds:.2f} s  (at most {eta:.0f} s to go)")
+    stop = training["patience"] is not None and progress["waited"] >= training["patience"]
+    if stop:
+        log(f"early stop after epoch {epoch}: no improvement for {progress['waited']} epochs "
+            f"(best {progress['best']:.5f} at epoch {progress['best_epoch']})")
+    progress["done"] = epoch == training["max_epochs"] or stop
+    return True
+
+
+def last_checkpoints(progress, wanted, checkpoint):
+    """Write the checkpoints of the `wanted` epochs training did not reach,
+    and final: the best weights, or for a diverged run none, marked."""
+    if "diverged" in progress:
+        for name in [f"epoch{e}" for e in wanted if e > progress["epoch"]] + ["final"]:
+            checkpoint(name, {}, progress["epoch"] + 1, progress["diverged"])
+        return
+    for e in wanted:
+        if e > progress["epoch"]:
+            checkpoint(f"epoch{e}", progress["best_model"], progress["best_epoch"])
+    checkpoint("final", progress["best_model"], progress["best_epoch"])
 
 
 def fitted(fit, data, settings, seed, out_dir, log):
