@@ -16,7 +16,7 @@ import yaml
 
 from hourglass.config import data_key
 from hourglass.io import read_matrix
-from conftest import snakemake
+from conftest import copy_of, snakemake
 
 pytestmark = pytest.mark.slow
 MEASURES = ("linear_cka", "procrustes")  # those of tiny.yaml
@@ -226,6 +226,26 @@ def test_one_variants_training_setting_reruns_that_variant_only(study, tmp_path,
     override = tmp_path / "training.yaml"
     override.write_text(f"variants: {{latent8: {{training: {{{setting}}}}}}}\n")
     assert planned_jobs(study, str(override)) == variant_rerun("latent8")
+
+
+def test_a_variants_stacked_seeds_train_in_one_job_into_the_same_files(study, tmp_path):
+    """training.stack_seeds: one train_stacked job in place of the variant's
+    train jobs, before what follows them; it writes each seed's files, the
+    very bytes the seeds trained one by one wrote (an fc model, on CPU)."""
+    override = tmp_path / "stack.yaml"
+    override.write_text("variants: {latent8: {training: {stack_seeds: true}}}\n")
+    expected = variant_rerun("latent8")
+    for seed in (0, 1, 2):
+        del expected[("train", f"variant=latent8, seed={seed}")]
+    expected[("train_stacked", "variant=latent8")] = 1
+    assert planned_jobs(study, str(override)) == expected
+    root = copy_of(study, tmp_path / "copy")
+    files = [f"results/tiny/latent8/seed{seed}/checkpoints/{name}.pt"
+             for seed in (0, 1, 2) for name in ("epoch0", "epoch2", "final")]
+    alone = {path: (root / path).read_bytes() for path in files}
+    snakemake(root, *files, "--configfile", "tiny.yaml", str(override))
+    assert "seed 2: epoch 3" in (root / "results/tiny/logs/train/latent8/stacked.log").read_text()
+    assert {path: (root / path).read_bytes() for path in files} == alone
 
 
 def test_one_variants_data_setting_reruns_that_variant_only(study, tmp_path):

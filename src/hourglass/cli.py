@@ -44,6 +44,13 @@ def stage_train(args):
           on_divergence=args.on_divergence)
 
 
+def stage_train_stacked(args):
+    from hourglass.stacked import train_stacked
+
+    train_stacked(args.data, args.settings, args.seeds, args.variant_dir, threads=args.threads,
+                  on_divergence=args.on_divergence)
+
+
 def stage_activations(args):
     from hourglass.activations import record
     from hourglass.checks import check_checkpoints
@@ -245,6 +252,14 @@ def add_stage_commands(sub):
     s.add_argument("--data", required=True, type=Path)
     s.add_argument("--seed", required=True, type=int)
     s.add_argument("--out-dir", required=True, type=Path)
+    s.add_argument("--on-divergence", choices=["fail", "exclude"], default="fail",
+                   help="stop with an error, or record the seed as diverged and go on")
+    s = stage("train-stacked", stage_train_stacked,
+              "train every seed of one variant together (training.stack_seeds)")
+    s.add_argument("--data", required=True, type=Path)
+    s.add_argument("--seeds", nargs="+", required=True, type=int)
+    s.add_argument("--variant-dir", required=True, type=Path,
+                   help="each seed's files go to {variant-dir}/seed{s}, as `train` writes them")
     s.add_argument("--on-divergence", choices=["fail", "exclude"], default="fail",
                    help="stop with an error, or record the seed as diverged and go on")
     s = stage("activations", stage_activations, "record every layer on the probe set")

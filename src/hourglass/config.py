@@ -273,7 +273,8 @@ def check_config(config, schema_path):
     problems = ([p for p in described if p]
                 or bootstrap_problems(config, schema) + data_problems(config, schema)
                 + loss_problems(config, schema) + role_problems(config, schema)
-                + shape_problems(config, schema) + grid_problems(config, schema)
+                + shape_problems(config, schema) + stack_problems(config, schema)
+                + grid_problems(config, schema)
                 + findings_problems(config, schema) + latent_problems(config, schema)
                 + instances_problems(config) + figure_problems(config)
                 + inversion_problems(config, schema))
@@ -556,6 +557,32 @@ def loss_problems(config, schema):
             f"[0, 1], and {architecture}'s output is not held there (no sigmoid); give this "
             "variant training: {loss: mse}"
             for name, architecture in bce.items() if not MODELS[architecture].unit_output]
+
+
+def stack_problems(config, schema):
+    """Variants whose seeds training.stack_seeds stacks, but whose model or
+    precision cannot be trained stacked (hourglass.stacked.unstackable)."""
+    stacked = {name: variant for name, variant in resolve_variants(config, schema).items()
+               if variant["training"].get("stack_seeds")}
+    if not stacked:
+        return []
+    from hourglass.data import image_shape
+    from hourglass.models import build_model  # torch: only where seeds are stacked
+    from hourglass.stacked import unstackable
+
+    settings, problems = data_settings(config, schema), []
+    for name, variant in stacked.items():
+        model = {**model_defaults(schema, architecture_of(variant["model"], schema)),
+                 **variant["model"]}
+        try:
+            reason = unstackable(build_model(model, image_shape(settings[f"variants.{name}.data"])),
+                                 variant["training"])
+        except ValueError:  # a model the images do not fit: shape_problems names it
+            continue
+        if reason:
+            problems.append(f"variants.{name}.training.stack_seeds: its seeds cannot be trained "
+                            f"stacked: {reason}; set stack_seeds: false for this variant")
+    return problems
 
 
 def grid_problems(config, schema):

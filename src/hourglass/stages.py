@@ -17,6 +17,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 STAGE_CODE = {
     "data": ["data.py", "io.py"],
     "train": ["train.py", "objectives.py", "losses.py", "models.py", "data.py", "io.py"],
+    "train_stacked": ["stacked.py", "train.py", "objectives.py", "losses.py", "models.py",
+                      "data.py", "io.py"],
     "activations": ["activations.py", "train.py", "models.py", "data.py", "io.py"],
     "measures": ["analyses/comparisons.py", "similarity", "activations.py", "models.py", "io.py"],
     "figures": ["plots.py", "analyses/registry.py", "activations.py", "models.py", "data.py",

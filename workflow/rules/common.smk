@@ -40,6 +40,8 @@ STUDY_DIR = f"results/{config['study']}"
 SEEDS = config["seeds"]
 VARIANTS = list(config["variants"])
 CHECKPOINTS = [f"epoch{e}" for e in sorted(config["checkpoints"])] + ["final"]
+# The variants whose seeds train together in one job (training.stack_seeds).
+STACKED = [v for v in VARIANTS if config["variants"][v]["training"]["stack_seeds"]]
 MEASURES = list(config["similarity"]["measures"])
 ANALYSES_ENABLED = list(config["analyses"])
 # Each figure of an enabled analysis, by name, with the analysis it draws.
@@ -102,8 +104,13 @@ def analysis_data_file(analysis, key, variant=None):
     return f"{STUDY_DIR}/data/{data_key(setting)}.h5"
 
 
+def variant_pattern(variants):
+    """A wildcard pattern matching exactly `variants` (none: nothing)."""
+    return "|".join(map(re.escape, variants)) or "(?!)"
+
+
 wildcard_constraints:
-    variant="|".join(map(re.escape, VARIANTS)),
+    variant=variant_pattern(VARIANTS),
     seed=r"\d+",
     figure="|".join(FIGURES),
     measure="|".join(MEASURES) or "(?!)",

@@ -10,6 +10,9 @@ rule train:
         metrics=f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",
     log:
         f"{STUDY_DIR}/logs/train/{{variant}}/seed{{seed}}.log",
+    # A variant whose seeds train stacked has train_stacked instead.
+    wildcard_constraints:
+        variant=variant_pattern(v for v in VARIANTS if v not in STACKED),
     # One submission per variant and seed on a cluster: this seed's training
     # and its activations (same group, connected) run in one job, so a study
     # queues one job per seed instead of two. Inactive in local runs.
@@ -35,5 +38,50 @@ rule train:
     shell:
         "hourglass train --data {input.data} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --threads {threads}"
+        " --on-divergence {resources.on_divergence}"
+        " --settings {params.settings:q} > {log} 2>&1"
+
+
+# training.stack_seeds: every seed of the variant in one job (hourglass.stacked),
+# writing the files the train rule writes for each. A seed added to the
+# config re-trains the variant's whole stack.
+rule train_stacked:
+    input:
+        data=lambda w: data_file(w.variant),
+    output:
+        checkpoints=expand(
+            f"{STUDY_DIR}/{{variant}}/seed{{seed}}/checkpoints/{{checkpoint}}.pt",
+            seed=SEEDS,
+            checkpoint=CHECKPOINTS,
+            allow_missing=True,
+        ),
+        metrics=expand(
+            f"{STUDY_DIR}/{{variant}}/seed{{seed}}/metrics.csv",
+            seed=SEEDS,
+            allow_missing=True,
+        ),
+    log:
+        f"{STUDY_DIR}/logs/train/{{variant}}/stacked.log",
+    wildcard_constraints:
+        variant=variant_pattern(STACKED),
+    group:
+        "seed_run"
+    conda:
+        "../../envs/hourglass.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        # on a CPU the stack takes about as long as its seeds one by one
+        runtime=120 * len(SEEDS),
+        gpu=lambda w: int(variant_training(w.variant)["device"] == "cuda"),
+        on_divergence=lambda w: variant_training(w.variant)["on_divergence"],
+    params:
+        settings=lambda w: to_json(variant_settings(w.variant)),
+        seeds=" ".join(map(str, SEEDS)),
+        variant_dir=lambda w: f"{STUDY_DIR}/{w.variant}",
+        code=code_hash("train_stacked"),
+    shell:
+        "hourglass train-stacked --data {input.data} --seeds {params.seeds}"
+        " --variant-dir {params.variant_dir} --threads {threads}"
         " --on-divergence {resources.on_divergence}"
         " --settings {params.settings:q} > {log} 2>&1"
