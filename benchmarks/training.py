@@ -1,6 +1,7 @@
 """Training one seed: hourglass's train() against a bare PyTorch loop doing the same work.
 
 Run: .venv/bin/python benchmarks/training.py [--device cuda] [--epochs 2] [--images 20000]
+                                               [--stack 10]
 
 The consistency paper's fully connected autoencoder (784-512-256-128-64-8-
 64-128-256-512-784, ReLU, Glorot-uniform, a sigmoid output; Adam, lr 0.001,
@@ -27,6 +28,12 @@ Prints the seconds per epoch of each, all in and within the epochs alone
 ratios hourglass / bare, the CPU seconds other processes used meanwhile (a
 "contended" row was measured beside other work), and each epoch's training
 and validation losses of both, which must agree: same weights, same order.
+
+With --stack N, instead: N seeds (--seed on) trained one after another by
+train() and all together by training.stack_seeds (hourglass.stacked), both
+writing their files; the seconds of each, the ratio (targets: on CPU at most
+x1.1; on a GPU the N stacked seeds in at most twice one seed's time), and
+whether each seed's checkpoints are the same bytes both ways.
 """
 
 import argparse
@@ -46,6 +53,7 @@ from torch.nn import functional as F  # noqa: E402
 
 from hourglass.data import load_split, prepare  # noqa: E402
 from hourglass.models import build_model  # noqa: E402
+from hourglass.stacked import train_stacked  # noqa: E402
 from hourglass.train import EVAL_BATCH, SPLITS, train  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -74,6 +82,31 @@ def run_hourglass(data, epochs, seed, device, threads, out_dir):
     """train()'s metrics rows; its progress lines would interleave with the table."""
     return train(data, settings(epochs, device), seed, out_dir, threads=threads,
                  log=lambda line: None)
+
+
+def compare_stacked(data, seeds, epochs, device, threads, tmp):
+    """The --stack table: `seeds` trained one by one and stacked."""
+    alone, stacked = Path(tmp) / "alone", Path(tmp) / "stacked"
+    together = settings(epochs, device)
+    together["training"] = {**together["training"], "stack_seeds": True}
+    runs = {
+        "one by one": timed(lambda: [run_hourglass(data, epochs, seed, device, threads,
+                                                   alone / f"seed{seed}") for seed in seeds],
+                            device),
+        "stacked": timed(lambda: train_stacked(data, together, seeds, stacked, threads=threads,
+                                               log=lambda line: None), device),
+    }
+    print(f"  {len(seeds)} seeds {'':7} {'total s':>8} {'s/seed':>8} {'others s':>8}")
+    for label, (seconds, other, _) in runs.items():
+        print(f"  {label:18} {seconds:8.2f} {seconds / len(seeds):8.2f} {other:8.2f}"
+              f"{contended(seconds, other)}")
+    one_by_one, together = runs["one by one"][0], runs["stacked"][0]
+    print(f"  stacked / one by one: x{together / one_by_one:.3f} (target on CPU: at most x1.1); "
+          f"stacked / one seed: x{together / (one_by_one / len(seeds)):.2f} "
+          "(target on a GPU: at most x2)")
+    files = [path.relative_to(alone) for path in sorted(alone.rglob("checkpoints/*.pt"))]
+    same = sum((alone / f).read_bytes() == (stacked / f).read_bytes() for f in files)
+    print(f"  checkpoints the same bytes both ways: {same} of {len(files)}")
 
 
 def mean_loss(model, x):
@@ -124,6 +157,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--images", type=int, default=20000, help="training images")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stack", type=int, metavar="N",
+                        help="compare N seeds trained one by one and stacked (training.stack_seeds)")
     parser.add_argument("--root", default="/usr/share/datasets/fashion-mnist",
                         help="Debian's dataset-fashion-mnist files, or a torchvision data folder")
     args = parser.parse_args()
@@ -145,6 +180,9 @@ def main():
               + f" images; {args.epochs} epochs of seed {args.seed}, batch {TRAINING['batch_size']}, "
               f"{args.threads} thread(s), {args.device}", flush=True)
         warm_up(splits["train"])
+        if args.stack:
+            return compare_stacked(data, list(range(args.seed, args.seed + args.stack)),
+                                   args.epochs, args.device, args.threads, tmp)
         runs = {
             "hourglass train()": timed(lambda: run_hourglass(
                 data, args.epochs, args.seed, args.device, args.threads, Path(tmp) / "run"),
