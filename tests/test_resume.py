@@ -96,6 +96,36 @@ def killed_after_epoch_2_and_resumed(digits_file, tmp_path, settings):
     assert outputs(tmp_path / "run") == outputs(tmp_path / "uninterrupted")
 
 
+def train_stacked(digits_file, variant_dir, settings):
+    """`hourglass train-stacked` of seeds 0 and 1, its output on a pipe."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hourglass", "train-stacked", "--data", str(digits_file),
+         "--seeds", "0", "1", "--variant-dir", str(variant_dir), "--settings",
+         json.dumps(settings)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
+
+
+def test_stacked_seeds_killed_between_their_files_and_resumed(digits_file, tmp_path, reference):
+    """training.stack_seeds killed once seed 1's epoch-2 checkpoint is written
+    (the stack's progress of epoch 2 may not be), then finished: each seed's
+    files are those of an uninterrupted stack, and seed 0's those of seed 0
+    trained alone."""
+    settings = {**SETTINGS, "training": {**SETTINGS["training"], "stack_seeds": True}}
+    for name in ("uninterrupted", "run"):
+        proc = train_stacked(digits_file, tmp_path / name, settings)
+        if name == "run":
+            kill_when(proc, lambda: (tmp_path / name / "seed1" / ".resume" / "epoch2.pt").exists())
+            proc = train_stacked(digits_file, tmp_path / name, settings)
+        log, _ = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, log
+    assert "resuming after epoch" in log
+    for seed in ("seed0", "seed1"):
+        assert outputs(tmp_path / "run" / seed) == outputs(tmp_path / "uninterrupted" / seed)
+    assert outputs(tmp_path / "run" / "seed0") == outputs(reference)
+    assert not (tmp_path / "run" / ".resume").exists()
+
+
 def test_killed_early(digits_file, tmp_path, reference):
     proc = start(digits_file, tmp_path)
     kill_when(proc, lambda: (tmp_path / ".resume" / "state.pt").exists())
