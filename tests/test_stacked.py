@@ -2,11 +2,14 @@
 (hourglass.stacked) against the same seeds trained one by one, and again."""
 
 import csv
+import math
 
 import pytest
+import torch
 
+from hourglass import stacked
 from hourglass.stacked import train_stacked
-from hourglass.train import train
+from hourglass.train import publish, train
 from conftest import config_problems
 
 SEEDS = [0, 1, 2]
@@ -33,19 +36,20 @@ def rows_of(path):
 
 
 def without_seconds(row):
-    return {column: value for column, value in row.items() if column != "seconds"}
+    """A metrics row to compare, NaN equal to NaN (the digits of every float kept)."""
+    return {column: str(value) for column, value in row.items() if column != "seconds"}
 
 
-def compare_with_separate(digits_file, tmp_path, **training):
+def compare_with_separate(digits_file, tmp_path, on_divergence="fail", **training):
     """Train the seeds stacked and one by one (the same settings); check each
-    seed's metrics and checkpoint bytes are the same, and return the epochs
-    each trained."""
+    seed's metrics and checkpoint bytes are the same, and return each seed's
+    metrics rows."""
     stacked = train_stacked(digits_file, settings(**training), SEEDS, tmp_path / "stacked",
-                            log=quiet)
-    epochs = []
+                            on_divergence=on_divergence, log=quiet)
+    rows = []
     for seed in SEEDS:
         alone = train(digits_file, settings(**training), seed, tmp_path / "alone" / f"seed{seed}",
-                      log=quiet)
+                      on_divergence=on_divergence, log=quiet)
         assert [without_seconds(row) for row in stacked[seed]] == \
             [without_seconds(row) for row in alone]
         for name in ("epoch0", "epoch2", "epoch20", "final"):
@@ -56,18 +60,34 @@ def compare_with_separate(digits_file, tmp_path, **training):
             tmp_path / "stacked" / f"seed{seed}" / "metrics.csv")] == \
             [without_seconds(row) for row in rows_of(
                 tmp_path / "alone" / f"seed{seed}" / "metrics.csv")]
-        epochs.append(len(alone) - 1)
+        rows.append(alone)
     assert not (tmp_path / "stacked" / ".resume").exists()
-    return epochs
+    return rows
 
 
 def test_each_seed_trains_as_it_would_alone(digits_file, tmp_path):
     """Same initial weights, minibatch order, gradients and early stopping per
     seed: each seed's metrics and checkpoints (those after training ended hold
     the best weights) are those of the seed trained alone, bit for bit."""
-    epochs = compare_with_separate(digits_file, tmp_path)
+    epochs = [len(rows) - 1 for rows in compare_with_separate(digits_file, tmp_path)]
     # the seeds stopped after different epochs: the stack lost a member on the way
     assert len(set(epochs)) > 1, epochs
+
+
+def test_a_diverging_seed_leaves_the_stack_as_it_ends_alone(digits_file, tmp_path):
+    """on_divergence exclude: the seed's checkpoints from then on are marked
+    diverged, its metrics end with the non-finite epoch; the others go on."""
+    rows = compare_with_separate(digits_file, tmp_path, on_divergence="exclude", lr=5e4,
+                                 patience=None, max_epochs=4)
+    finite = [all(math.isfinite(row["val_loss"]) for row in seed) for seed in rows]
+    assert True in finite and False in finite, finite
+
+
+@pytest.mark.parametrize("training", [{"max_epochs": 0}, {"epoch_steps": 5, "max_epochs": 3}])
+def test_no_epochs_or_epochs_of_steps(digits_file, tmp_path, training):
+    """Untrained checkpoints only; and epochs of 5 steps, each seed's passes
+    over the data running on from epoch to epoch in its own order."""
+    compare_with_separate(digits_file, tmp_path, **training)
 
 
 def test_each_seed_draws_its_own_noise(digits_file, tmp_path):
@@ -76,38 +96,57 @@ def test_each_seed_draws_its_own_noise(digits_file, tmp_path):
                           objective={"name": "denoising", "noise_std": 0.3})
 
 
+class Killed(Exception):
+    pass
+
+
+def same_files(first, again):
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert len(files) == 3 * 5  # per seed: four checkpoints and metrics.csv
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    for name in files:
+        if name.name != "metrics.csv":
+            assert (first / name).read_bytes() == (again / name).read_bytes(), name
+        else:  # its seconds differ
+            assert [without_seconds(row) for row in rows_of(first / name)] == \
+                [without_seconds(row) for row in rows_of(again / name)]
+
+
 def test_a_rerun_and_a_resumed_run_write_the_same_bytes(digits_file, tmp_path):
     train_stacked(digits_file, settings(), SEEDS, tmp_path / "first", log=quiet)
 
-    class Killed(Exception):
-        pass
-
-    def dies_in_epoch_3(line):
-        if line.startswith("seed 1: epoch 3:"):  # seed 0's epoch 3 booked, not saved
+    def dies_in_epoch_6(line):
+        if line.startswith("seed 2: epoch 6:"):  # seed 0's epoch 6 booked, not saved
             raise Killed
 
     with pytest.raises(Killed):
-        train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=dies_in_epoch_3)
-    assert (tmp_path / "again" / ".resume" / "stacked.pt").exists()
+        train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=dies_in_epoch_6)
+    saved = torch.load(tmp_path / "again" / ".resume" / "stacked.pt", weights_only=True)
+    assert saved["active"] == [0, 2]  # seed 1 stopped after epoch 4: resumed off a smaller stack
     lines = []
     train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=lines.append)
-    assert "resuming after epoch 2" in lines
-    files = sorted(p.relative_to(tmp_path / "first")
-                   for p in (tmp_path / "first").rglob("*") if p.is_file())
-    assert len(files) == 3 * 5  # per seed: four checkpoints and metrics.csv
-    for name in files:
-        if name.name != "metrics.csv":
-            assert (tmp_path / "first" / name).read_bytes() == \
-                (tmp_path / "again" / name).read_bytes(), name
-        else:  # its seconds differ
-            assert [without_seconds(row) for row in rows_of(tmp_path / "first" / name)] == \
-                [without_seconds(row) for row in rows_of(tmp_path / "again" / name)]
+    assert "resuming after epoch 5" in lines
+    same_files(tmp_path / "first", tmp_path / "again")
 
+
+def test_a_job_killed_while_publishing_publishes_again(digits_file, tmp_path, monkeypatch):
+    train_stacked(digits_file, settings(), SEEDS, tmp_path / "first", log=quiet)
+    published = []
+
+    def publish_one(*args):
+        if published:
+            raise Killed
+        published.append(publish(*args))
+
+    monkeypatch.setattr(stacked, "publish", publish_one)
+    with pytest.raises(Killed):
+        train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=quiet)
+    monkeypatch.undo()
+    assert (tmp_path / "again" / "seed0" / "metrics.csv").exists()
+    train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=quiet)
+    same_files(tmp_path / "first", tmp_path / "again")
 
 def test_progress_of_other_settings_is_not_resumed(digits_file, tmp_path):
-    class Killed(Exception):
-        pass
-
     def dies(line):
         if "epoch 2:" in line:
             raise Killed
@@ -122,6 +161,7 @@ def test_progress_of_other_settings_is_not_resumed(digits_file, tmp_path):
 
 @pytest.mark.parametrize("change,problem", [
     ({"model": {"architecture": "vae_fc", "widths": [32, 16]}}, "a VAE draws its code"),
+    ({"model": {"architecture": "linear"}}, "its layers share weights"),
     ({"training": {"precision": "fp16"}}, "fp16's gradient scaler"),
 ])
 def test_what_cannot_be_stacked_is_refused_at_the_start(change, problem):

@@ -15,24 +15,29 @@ same files. A seed whose training ends leaves the stack.
 Each seed's gradient is taken inside the vmapped pass (torch.func.grad), as
 its own backward pass would take it (autograd through the stacked forward
 pass sums the weight gradients in another order), and in fp32 each dense
-layer's product starts its sums from the bias as one seed's does
-(FusedLinear). On CPU the fc models then train bit for bit as they do one
-seed at a time: the tests hold 3 seeds of an fc model to it, early stopping
-included; 60 epochs of the default study's model, and an epoch of the
-consistency paper's 784-512-...-8 model on 2,000 Fashion-MNIST images, wrote
-the same checkpoint bytes; so did a small conv model. Other layers may be
-batched with other sums: the cae's instance norms are (gradients equal to
-float rounding, not to the bit), and bf16 keeps vmap's own dense products.
-Those drift apart as training amplifies any change of rounding, as another
-device or thread count does. So the setting is a training setting like any
-other: switching it re-trains. Reruns of stacked training are
+layer's product of a minibatch starts its sums from the bias as one seed's
+does (FusedLinear). On CPU the fc models then train bit for bit as they do
+one seed at a time: tests/test_stacked.py holds 3 seeds to it, early
+stopping and divergence included, and benchmarks/training.py --stack
+compares the checkpoint bytes (10 seeds of the consistency paper's
+784-512-...-8 model, 1 epoch of 20,000 Fashion-MNIST images: all 30 the
+same). Checked once by hand, not in the tests: 60 epochs of the default
+study's model, and a small conv model, the same bytes too; the cae's
+instance norms are batched with other sums (gradients equal to rounding,
+not to the bit), as are bf16's dense products, which keep vmap's own.
+Those seeds drift apart as training amplifies any change of rounding, as
+another device or thread count does. So the setting is a training setting
+like any other: switching it re-trains. Reruns of stacked training are
 byte-identical, and a killed job resumes from the end of its last epoch
-({variant}/.resume/stacked.pt) to the same bytes.
+({variant}/.resume/stacked.pt, the seeds' checkpoints beside it until all
+are published) to the same bytes. With on_divergence fail, one diverging
+seed stops the whole job.
 
 Not stackable, and refused by the config check (see unstackable): a VAE,
 whose code is drawn inside the model from each seed's own generator, which
-one vmapped pass cannot do; fp16, whose gradient scaler would skip every
-seed's step when one seed's gradients overflow.
+one vmapped pass cannot do; a model whose layers share weights (linear's
+tied decoder); fp16, whose gradient scaler would skip every seed's step
+when one seed's gradients overflow.
 """
 
 import copy
@@ -67,6 +72,9 @@ def unstackable(model, training):
     if "sampled" in model.layer_roles:
         return ("a VAE draws its code inside the model from each seed's own noise "
                 "generator, which one vmapped pass of all seeds cannot do")
+    if len(list(model.named_parameters(remove_duplicate=False))) > len(list(model.parameters())):
+        return ("its layers share weights (a linear model's tied decoder), which the stacked "
+                "copy of the model cannot keep shared")
     if training.get("precision") == "fp16":
         return ("fp16's gradient scaler would skip every seed's step whenever one seed's "
                 "gradients overflow; use bf16 or fp32")
@@ -85,11 +93,11 @@ class ByRole(nn.Module):
 
 
 class FusedLinear(torch.autograd.Function):
-    """x Wᵀ + b as one seed's nn.Linear computes it for a minibatch, in one
-    addmm whose sums start from the bias; under vmap in one baddbmm that does
-    the same for each seed, where vmap's own F.linear adds the bias after the
-    product (another rounding from about 256 inputs on). The gradients are
-    those of addmm's backward."""
+    """x Wᵀ + b of a minibatch x (2-D) as one seed's nn.Linear computes it,
+    in one addmm whose sums start from the bias; under vmap in one baddbmm
+    that does the same for each seed, where vmap's own F.linear adds the bias
+    after the product (another rounding from about 256 inputs on). The
+    gradients are those of addmm's backward."""
 
     @staticmethod
     def forward(x, weight, bias):
@@ -103,8 +111,9 @@ class FusedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        return (grad.mm(weight) if ctx.needs_input_grad[0] else None, grad.t().mm(x),
-                grad.sum(0))
+        wanted = ctx.needs_input_grad
+        return (grad.mm(weight) if wanted[0] else None, grad.t().mm(x) if wanted[1] else None,
+                grad.sum(0) if wanted[2] else None)
 
     @staticmethod
     def vmap(info, in_dims, x, weight, bias):
@@ -114,7 +123,7 @@ class FusedLinear(torch.autograd.Function):
 
 
 class StackedLinear(nn.Linear):
-    """nn.Linear whose minibatch product is FusedLinear's."""
+    """nn.Linear whose product of a minibatch (2-D, with a bias) is FusedLinear's."""
 
     def forward(self, x):
         if x.dim() == 2 and self.bias is not None:
@@ -142,14 +151,11 @@ class Seed:
 
     seed: int
     out_dir: Path
+    work: Path  # its checkpoints, until every seed's files are published
     model: nn.Module
     order: torch.Generator
     noise: torch.Generator
     progress: dict = None
-
-    @property
-    def work(self):
-        return self.out_dir / RESUME_DIR
 
 
 def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="fail",
@@ -176,7 +182,7 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
     runs = []
     for seed in seeds:
         seed_everything(seed)  # as train(): the seed fixes the initial weights
-        runs.append(Seed(seed, variant_dir / f"seed{seed}",
+        runs.append(Seed(seed, variant_dir / f"seed{seed}", variant_dir / RESUME_DIR / f"seed{seed}",
                          build_model(settings["model"], input_shape).to(device),
                          torch.Generator().manual_seed(seed), noise_stream(seed, TRAIN_NOISE)))
     reason = unstackable(runs[0].model, training)
@@ -210,7 +216,6 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
     if saved is None:
         shutil.rmtree(variant_dir / RESUME_DIR, ignore_errors=True)
         for run in runs:
-            shutil.rmtree(run.work, ignore_errors=True)
             run.progress = first_progress(run.model, evaluated(run, SPLITS, 0), training,
                                           seed_log(log, run.seed))
             if 0 in wanted:
@@ -260,17 +265,17 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
             inputs = torch.stack([loss.inputs(batch) for batch in seed_batches])
 
             def seed_terms(params, buffers, inputs, x, y):
-                layers = functional_call(skeleton, (params, buffers), (inputs,))
-                # no noise generator: a draw inside the stacked pass fails loudly
-                terms = loss.terms(layers, Batch(x, y, taken, recon, None, len(x_train)))
+                with autocast(device, precision):  # the forward pass, as train()'s
+                    layers = functional_call(skeleton, (params, buffers), (inputs,))
+                    # no noise generator: a draw inside the stacked pass fails loudly
+                    terms = loss.terms(layers, Batch(x, y, taken, recon, None, len(x_train)))
                 return terms["loss"], terms
 
-            with autocast(device, precision):
-                # each seed's gradient taken inside vmap, as one seed's backward
-                # pass: autograd through the vmapped pass would sum other ways
-                gradients, terms = vmap(grad(seed_terms, has_aux=True))(
-                    params, buffers, inputs, torch.stack([b.x for b in seed_batches]),
-                    torch.stack([b.y for b in seed_batches]))
+            # each seed's gradient taken inside vmap, as one seed's backward
+            # pass takes it: autograd through the vmapped pass would sum other ways
+            gradients, terms = vmap(grad(seed_terms, has_aux=True))(
+                params, buffers, inputs, torch.stack([b.x for b in seed_batches]),
+                torch.stack([b.y for b in seed_batches]))
             for name, p in params.items():
                 p.grad = gradients[name]
             optimizer.step()
@@ -300,7 +305,7 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
         active = [active[position] for position in going]
         save_progress()
 
-    for run in runs:
+    for run in runs:  # a job killed in here publishes every seed again
         last_checkpoints(run.progress, wanted, checkpoint(run))
         publish(run.work, run.out_dir, [f"epoch{e}" for e in wanted] + ["final"],
                 settings["variant"], run.seed, run.progress["rows"])

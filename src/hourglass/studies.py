@@ -99,6 +99,7 @@ training:                # every variant's training, unless the variant override
   precision: fp32        # or bf16, fp16: mixed precision (autocast; fp16 with a gradient scaler)
   device: cpu            # or cuda: each training job asks for one GPU
   on_divergence: fail    # or exclude: record a seed whose loss stops being finite and leave it out
+  stack_seeds: false     # or true: all seeds of a variant in one job, stepped together (for GPUs)
 
 # The settings compared: each variant overrides some model / training / data
 # keys (data: all but root and download; one data file per distinct setting).

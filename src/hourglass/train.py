@@ -182,7 +182,7 @@ def split_columns(split, terms):
 # calls it when it does not. The code is the content of the modules training
 # runs: progress made by other code would mix two models in one run.
 IDENTITY = {"settings": "settings", "seed": "seed", "data": "data",
-            "code": "training code (hourglass.stages.code_hash('train'))",
+            "code": "training code (hourglass.stages.code_hash of its stage)",
             "device": "device", "format": "file format"}
 
 
@@ -323,6 +323,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     last_checkpoints(progress, wanted, checkpoint)
     publish(work, out_dir, [f"epoch{e}" for e in wanted] + ["final"], settings["variant"], seed,
             progress["rows"])
+    shutil.rmtree(work)
     return progress["rows"]
 
 
@@ -409,6 +410,7 @@ def fitted(fit, data, settings, seed, out_dir, log):
     for name in names:
         save_checkpoint(work / f"{name}.pt", model.state_dict(), settings, input_shape, seed, 0)
     publish(work, out_dir, names, settings["variant"], seed, [row])
+    shutil.rmtree(work)
     return [row]
 
 
@@ -430,10 +432,10 @@ def check_finite(model, settings, seed, rows):
 
 
 def publish(work, out_dir, names, variant, seed, rows):
-    """Copy the finished checkpoints out of `work`, write metrics.csv, drop `work`.
+    """Copy the finished checkpoints out of `work` and write metrics.csv.
 
-    `work` goes only once every output is in place, so a run killed while
-    publishing publishes again when restarted."""
+    The caller drops `work` only once every output is in place, so that a
+    run killed while publishing publishes again when restarted."""
     for name in names:
         with atomic_path(out_dir / "checkpoints" / f"{name}.pt") as tmp:
             shutil.copyfile(work / f"{name}.pt", tmp)
@@ -443,7 +445,6 @@ def publish(work, out_dir, names, variant, seed, rows):
         writer.writerow(["variant", "seed", *columns])
         writer.writerows([variant, seed, *(format_metric(column, row[column]) for column in columns)]
                          for row in rows)
-    shutil.rmtree(work)
 
 
 def format_metric(column, value):

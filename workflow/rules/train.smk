@@ -64,8 +64,8 @@ rule train_stacked:
         f"{STUDY_DIR}/logs/train/{{variant}}/stacked.log",
     wildcard_constraints:
         variant=variant_pattern(STACKED),
-    group:
-        "seed_run"
+    # No group: joined to every seed's activations, it would make the whole
+    # variant one cluster submission; each activations job is one instead.
     conda:
         "../../envs/hourglass.yaml"
     threads: 1
@@ -74,6 +74,7 @@ rule train_stacked:
         # on a CPU the stack takes about as long as its seeds one by one
         runtime=120 * len(SEEDS),
         gpu=lambda w: int(variant_training(w.variant)["device"] == "cuda"),
+        # fail: one diverging seed stops the job, every seed of the variant with it
         on_divergence=lambda w: variant_training(w.variant)["on_divergence"],
     params:
         settings=lambda w: to_json(variant_settings(w.variant)),
