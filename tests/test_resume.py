@@ -107,15 +107,15 @@ def train_stacked(digits_file, variant_dir, settings):
 
 
 def test_stacked_seeds_killed_between_their_files_and_resumed(digits_file, tmp_path, reference):
-    """training.stack_seeds killed once seed 1's epoch-2 checkpoint is written
-    (the stack's progress of epoch 2 may not be), then finished: each seed's
-    files are those of an uninterrupted stack, and seed 0's those of seed 0
-    trained alone."""
+    """training.stack_seeds killed once seed 1's epoch-2 checkpoint is in
+    {variant}/.resume (the stack's progress of epoch 2 may not be), then
+    finished: each seed's files are those of an uninterrupted stack, and seed
+    0's those of seed 0 trained alone."""
     settings = {**SETTINGS, "training": {**SETTINGS["training"], "stack_seeds": True}}
     for name in ("uninterrupted", "run"):
         proc = train_stacked(digits_file, tmp_path / name, settings)
         if name == "run":
-            kill_when(proc, lambda: (tmp_path / name / "seed1" / ".resume" / "epoch2.pt").exists())
+            kill_when(proc, lambda: (tmp_path / name / ".resume" / "seed1" / "epoch2.pt").exists())
             proc = train_stacked(digits_file, tmp_path / name, settings)
         log, _ = proc.communicate(timeout=TIMEOUT)
         assert proc.returncode == 0, log
