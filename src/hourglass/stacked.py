@@ -222,6 +222,7 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
                 checkpoint(run)("epoch0", run.model.state_dict(), 0)
         epoch = 0
         active = [run for run in runs if not run.progress["done"]]
+        # with no epoch to train (max_epochs 0) a stack of all, saved, never stepped
         params, buffers = stack_module_state([ByRole(run.model) for run in active or runs])
         optimizer = torch.optim.Adam(params.values(), **adam)
     else:
