@@ -41,6 +41,7 @@ when one seed's gradients overflow.
 """
 
 import copy
+import math
 import shutil
 import time
 from dataclasses import dataclass
@@ -58,10 +59,10 @@ from hourglass.objectives import objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
 from hourglass.train import (DEFAULT_OBJECTIVE, DEFAULT_WEIGHT_DECAY, RESUME_DIR, SPLITS,
-                             TRAIN_NOISE, autocast, end_epoch, epoch_batches, evaluate,
-                             fingerprint, first_progress, last_checkpoints, load_progress,
-                             noise_stream, pick_device, publish, save, save_checkpoint,
-                             seed_everything, split_columns, train)
+                             TRAIN_NOISE, autocast, end_epoch, epoch_batches, fingerprint,
+                             first_progress, last_checkpoints, load_progress, noise_stream,
+                             pick_device, publish, save, save_checkpoint, seed_everything,
+                             split_columns, split_metrics, train)
 
 STATE = "stacked.pt"  # in {variant}/.resume/
 
@@ -194,16 +195,27 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
     precision = training.get("precision", "fp32")
     loss = objective_loss(training.get("objective", DEFAULT_OBJECTIVE))
     recon, epoch_steps = training["loss"], training.get("epoch_steps")
-    steps_per_epoch = epoch_steps or -(-len(x_train) // training["batch_size"])
+    steps_per_epoch = epoch_steps or math.ceil(len(x_train) / training["batch_size"])
     wanted = sorted(settings["checkpoints"])
     adam = {"lr": training["lr"],
             "weight_decay": training.get("weight_decay", DEFAULT_WEIGHT_DECAY)}
     skeleton = skeleton_of(runs[0].model, precision)  # the weights live on the stack
 
-    def evaluated(run, splits_wanted, epoch):
-        return {column: value for split in splits_wanted for column, value in split_columns(
-            split, evaluate(run.model, loss, *splits[split], epoch * steps_per_epoch, recon,
-                            precision)).items()}
+    def evaluated(run, names, epoch):
+        return split_metrics(run.model, loss, splits, names, epoch * steps_per_epoch, recon,
+                             precision)
+
+    def seed_terms(params, buffers, inputs, x, y, taken):
+        """One seed's loss and terms of a minibatch, `taken` steps into training."""
+        with autocast(device, precision):  # the forward pass, as train()'s
+            layers = functional_call(skeleton, (params, buffers), (inputs,))
+            # no noise generator: a draw inside the stacked pass fails loudly
+            terms = loss.terms(layers, Batch(x, y, taken, recon, None, len(x_train)))
+        return terms["loss"], terms
+
+    # each seed's gradient taken inside vmap, as one seed's backward pass
+    # takes it: autograd through the vmapped pass would sum other ways
+    stacked_gradients = vmap(grad(seed_terms, has_aux=True), in_dims=(0, 0, 0, 0, 0, None))
 
     def checkpoint(run):
         def write(name, state_dict, epoch, diverged=""):
@@ -263,20 +275,10 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
             taken = (epoch - 1) * steps_per_epoch + step - 1
             seed_batches = [Batch(x_train[i.to(device)], y_train[i.to(device)], taken, recon,
                                   run.noise, len(x_train)) for run, i in zip(active, idx)]
-            inputs = torch.stack([loss.inputs(batch) for batch in seed_batches])
-
-            def seed_terms(params, buffers, inputs, x, y):
-                with autocast(device, precision):  # the forward pass, as train()'s
-                    layers = functional_call(skeleton, (params, buffers), (inputs,))
-                    # no noise generator: a draw inside the stacked pass fails loudly
-                    terms = loss.terms(layers, Batch(x, y, taken, recon, None, len(x_train)))
-                return terms["loss"], terms
-
-            # each seed's gradient taken inside vmap, as one seed's backward
-            # pass takes it: autograd through the vmapped pass would sum other ways
-            gradients, terms = vmap(grad(seed_terms, has_aux=True))(
-                params, buffers, inputs, torch.stack([b.x for b in seed_batches]),
-                torch.stack([b.y for b in seed_batches]))
+            gradients, terms = stacked_gradients(
+                params, buffers, torch.stack([loss.inputs(batch) for batch in seed_batches]),
+                torch.stack([b.x for b in seed_batches]), torch.stack([b.y for b in seed_batches]),
+                taken)
             for name, p in params.items():
                 p.grad = gradients[name]
             optimizer.step()

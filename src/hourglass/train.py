@@ -178,6 +178,13 @@ def split_columns(split, terms):
     return {f"{split}_{name}": value for name, value in terms.items()}
 
 
+def split_metrics(model, loss, splits, names, step, recon, precision="fp32"):
+    """Each term of `loss` on each split of `names` ({split: (x, y)} in
+    `splits`), as evaluate() gives it, keyed as metrics.csv's columns."""
+    return {column: value for split in names for column, value in split_columns(
+        split, evaluate(model, loss, *splits[split], step, recon, precision)).items()}
+
+
 # What saved progress must share with this run to be resumed, and what the log
 # calls it when it does not. The code is the content of the modules training
 # runs: progress made by other code would mix two models in one run.
@@ -260,10 +267,9 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     steps_per_epoch = epoch_steps or math.ceil(len(x_train) / training["batch_size"])
     wanted = sorted(settings["checkpoints"])
 
-    def evaluated(splits_wanted, epoch):
-        return {column: value for split in splits_wanted for column, value in split_columns(
-            split, evaluate(model, loss, *splits[split], epoch * steps_per_epoch, recon,
-                            precision)).items()}
+    def evaluated(names, epoch):
+        return split_metrics(model, loss, splits, names, epoch * steps_per_epoch, recon,
+                             precision)
 
     def checkpoint(name, state_dict, epoch, diverged=""):
         save_checkpoint(work / f"{name}.pt", state_dict, settings, input_shape, seed, epoch,
@@ -399,9 +405,7 @@ def fitted(fit, data, settings, seed, out_dir, log):
     fit(model, x_train)
     training = settings["training"]
     loss = objective_loss(training.get("objective", DEFAULT_OBJECTIVE))
-    row = {"epoch": 0}
-    for split in SPLITS:
-        row.update(split_columns(split, evaluate(model, loss, *splits[split], 0, training["loss"])))
+    row = {"epoch": 0, **split_metrics(model, loss, splits, SPLITS, 0, training["loss"])}
     row["seconds"] = time.perf_counter() - start
     log(f"fitted {settings['model']['architecture']}: train {row['train_loss']:.5f}  "
         f"val {row['val_loss']:.5f}")
