@@ -148,6 +148,15 @@ def _describe_torch(path):
                 "model": state.get("model"), "parameters": params,
                 "parameter_count": sum(math.prod(s) for s in params.values()),
                 "hourglass_version": state.get("hourglass_version")}
+    if isinstance(state, dict) and "identity" in state and "seeds" in state:  # hourglass.stacked's
+        settings = state["identity"].get("settings", {})
+        return {"kind": "stacked training progress", "variant": settings.get("variant"),
+                "epoch": state.get("epoch"), "training": state.get("active"),
+                "seeds": {str(seed): {"epoch": p.get("epoch"), "best_epoch": p.get("best_epoch"),
+                                      "done": p.get("done"),
+                                      **({"diverged": p["diverged"]} if p.get("diverged") else {})}
+                          for seed, p in state["seeds"].items()},
+                "device": state["identity"].get("device"), "settings": settings}
     if isinstance(state, dict) and "identity" in state and "epoch" in state:
         settings = state["identity"].get("settings", {})
         return {"kind": "training progress", "variant": settings.get("variant"),
@@ -187,6 +196,10 @@ def format_description(d: dict) -> str:
                   for name, shape in d["parameters"].items()]
     elif kind == "training progress":
         lines += _fields(d, ["variant", "seed", "epoch", "best_epoch", "done", "device", "settings"])
+    elif kind == "stacked training progress":
+        lines += _fields(d, ["variant", "epoch", "training", "device", "settings"])
+        lines.append("seeds (each one's epoch, best epoch, whether it is done):")
+        lines += [f"  seed {seed}: {_value(p)}" for seed, p in d["seeds"].items()]
     elif kind == "similarity matrix":
         shown = d | {"range": d["range"] and f"{d['range'][0]:.4g} to {d['range'][1]:.4g}",
                      "nan": f"{d['nan']} entries (pairs with a dead layer)"}
