@@ -96,16 +96,22 @@ def test_each_seed_draws_its_own_noise(digits_file, tmp_path):
                           objective={"name": "denoising", "noise_std": 0.3})
 
 
+CAE = dict(architecture="cae", levels=1, area="S", compression=0.25, final_norm=False,
+           init="glorot_uniform")
+
+
+@pytest.mark.parametrize("model", [MODEL, CAE], ids=["fc", "cae"])
 @pytest.mark.parametrize("device", [
     "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
                                                          reason="no CUDA device"))])
 def test_on_each_device_a_rerun_is_the_same_and_seeds_train_as_alone(digits_file, tmp_path,
-                                                                     device):
-    """Where cuBLAS sums a grouped product in another order than one seed's,
-    the stack may differ from the seeds alone by rounding (CPU: not at all);
-    a rerun on the same device is the same bytes. Two epochs at a modest rate,
-    so that rounding cannot change when a seed stops."""
-    run = settings(device=device, lr=0.003, max_epochs=2, patience=None)
+                                                                     device, model):
+    """Where a grouped product or norm sums in another order than one seed's
+    (cuBLAS; the cae's instance norms), the stack may differ from the seeds
+    alone by rounding (the fc on CPU: not at all); a rerun on the same device
+    is the same bytes. Two epochs at a modest rate, so that rounding cannot
+    change when a seed stops."""
+    run = {**settings(device=device, lr=0.003, max_epochs=2, patience=None), "model": model}
     train_stacked(digits_file, run, SEEDS, tmp_path / "first", log=quiet)
     train_stacked(digits_file, run, SEEDS, tmp_path / "again", log=quiet)
     same_files(tmp_path / "first", tmp_path / "again")
@@ -180,6 +186,27 @@ def test_progress_of_other_settings_is_not_resumed(digits_file, tmp_path):
     train_stacked(digits_file, settings(lr=0.01), SEEDS, tmp_path, log=lines.append)
     assert any("holds progress made with other settings; starting over" in line
                for line in lines), lines
+
+
+def test_switching_stack_seeds_drops_the_other_ways_progress(digits_file, tmp_path):
+    """A killed run's progress of one way (a seed's .resume, the stack's) is of
+    other settings to the other way: the other way's fresh start removes it."""
+    def dies(line):
+        if "epoch 2:" in line:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(digits_file, settings(), 0, tmp_path / "seed0", log=dies)
+    assert (tmp_path / "seed0" / ".resume").is_dir()
+    with pytest.raises(Killed):
+        train_stacked(digits_file, settings(), SEEDS, tmp_path, log=dies)
+    assert not (tmp_path / "seed0" / ".resume").exists()
+    assert (tmp_path / ".resume" / "stacked.pt").is_file()
+    for seed in SEEDS:
+        with pytest.raises(Killed):
+            train(digits_file, settings(), seed, tmp_path / f"seed{seed}", log=dies)
+        assert (tmp_path / ".resume").exists() == (seed < SEEDS[-1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0", "seed1", "seed2"]
 
 
 @pytest.mark.parametrize("change,problem", [

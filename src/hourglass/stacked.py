@@ -59,12 +59,10 @@ from hourglass.objectives import objective_loss
 from hourglass.progress import bar, log_line
 from hourglass.stages import code_hash
 from hourglass.train import (DEFAULT_OBJECTIVE, DEFAULT_WEIGHT_DECAY, RESUME_DIR, SPLITS,
-                             TRAIN_NOISE, autocast, end_epoch, epoch_batches, fingerprint,
-                             first_progress, last_checkpoints, load_progress, noise_stream,
-                             pick_device, publish, save, save_checkpoint, seed_everything,
-                             split_columns, split_metrics, train)
-
-STATE = "stacked.pt"  # in {variant}/.resume/
+                             STACKED_STATE, TRAIN_NOISE, autocast, end_epoch, epoch_batches,
+                             fingerprint, first_progress, last_checkpoints, load_progress,
+                             noise_stream, pick_device, publish, save, save_checkpoint,
+                             seed_everything, split_columns, split_metrics, train)
 
 
 def unstackable(model, training):
@@ -223,10 +221,12 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
                             run.seed, epoch, diverged)
         return write
 
-    state_path = variant_dir / RESUME_DIR / STATE
+    state_path = variant_dir / RESUME_DIR / STACKED_STATE
     saved = load_progress(state_path, identity, log)
     if saved is None:
         shutil.rmtree(variant_dir / RESUME_DIR, ignore_errors=True)
+        for run in runs:  # the seeds' own progress, left when they trained one by one
+            shutil.rmtree(run.out_dir / RESUME_DIR, ignore_errors=True)
         for run in runs:
             run.progress = first_progress(run.model, evaluated(run, SPLITS, 0), training,
                                           seed_log(log, run.seed))
@@ -273,8 +273,10 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
         for step, idx in enumerate(zip(*batches), 1):
             bar(step, len(batches[0]), f"epoch {epoch}/{training['max_epochs']}")
             taken = (epoch - 1) * steps_per_epoch + step - 1
-            seed_batches = [Batch(x_train[i.to(device)], y_train[i.to(device)], taken, recon,
-                                  run.noise, len(x_train)) for run, i in zip(active, idx)]
+            index = torch.stack(idx).to(device)  # one copy and one gather per input for all seeds
+            xs, ys = x_train[index], y_train[index]
+            seed_batches = [Batch(x, y, taken, recon, run.noise, len(x_train))
+                            for run, x, y in zip(active, xs, ys)]
             gradients, terms = stacked_gradients(
                 params, buffers, torch.stack([loss.inputs(batch) for batch in seed_batches]),
                 torch.stack([b.x for b in seed_batches]), torch.stack([b.y for b in seed_batches]),

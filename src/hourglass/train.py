@@ -17,7 +17,7 @@ import os
 import random
 import shutil
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from hourglass.stages import code_hash
 
 EVAL_BATCH = 1024
 RESUME_DIR = ".resume"
+STACKED_STATE = "stacked.pt"  # in {variant}/.resume/, beside each seed's work
 SPLITS = ("train", "val", "test")
 # What settings written without these keys (by hand, as in the tests) mean:
 # the training there was before objectives and weight decay were settings.
@@ -211,6 +212,17 @@ def load_progress(path, identity, log):
     return progress
 
 
+def drop_stacked_progress(variant_dir, seed):
+    """Remove the progress a killed stacked run of the variant (hourglass.stacked)
+    left in {variant_dir}/.resume: stack_seeds is a training setting, so to a
+    seed training alone it is progress of other settings, and would stay."""
+    stack = Path(variant_dir) / RESUME_DIR
+    shutil.rmtree(stack / f"seed{seed}", ignore_errors=True)
+    (stack / STACKED_STATE).unlink(missing_ok=True)
+    with suppress(OSError):  # not empty while other seeds' are there
+        stack.rmdir()
+
+
 def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=log_line):
     """Train `settings["model"]` with `settings["training"]` under `seed`.
 
@@ -284,6 +296,7 @@ def train(data, settings, seed, out_dir, threads=1, on_divergence="fail", log=lo
     progress = load_progress(work / "state.pt", identity, log)
     if progress is None:
         shutil.rmtree(work, ignore_errors=True)
+        drop_stacked_progress(out_dir.parent, seed)
         progress = first_progress(model, evaluated(SPLITS, 0), training, log)
         if 0 in wanted:
             checkpoint("epoch0", model.state_dict(), 0)
