@@ -256,6 +256,25 @@ def test_inspect_stacked_training_progress(digits_file, tmp_path, capsys):
     assert re.search(r'^  seed 1: \{"best_epoch": \d, "done": true, "epoch": 4\}$', out, re.M), out
 
 
+def test_a_stack_out_of_device_memory_says_what_to_change(monkeypatch, tmp_path, capsys):
+    """torch's out-of-memory error (a GPU's; none here, so raised in its place)
+    becomes a stage error naming the ways out."""
+    import torch
+
+    from hourglass import stacked
+
+    def too_big(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(stacked, "train_stacked", too_big)
+    code, _, err = run(capsys, "train-stacked", "--data", tmp_path / "d.h5", "--seeds", "0", "1",
+                       "--variant-dir", tmp_path, "--threads", "1", "--settings", "{}")
+    assert code == 1
+    assert ("error: the stack of 2 seeds does not fit in the device's memory (CUDA out of "
+            "memory. Tried to allocate 2.00 GiB); train fewer seeds") in err
+    assert "training.stack_seeds: false" in err
+
+
 # --- measures ---------------------------------------------------------------
 
 def test_measures_lists_every_registered_measure_with_its_options(capsys):

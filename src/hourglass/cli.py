@@ -45,10 +45,19 @@ def stage_train(args):
 
 
 def stage_train_stacked(args):
+    import torch
+
     from hourglass.stacked import train_stacked
 
-    train_stacked(args.data, args.settings, args.seeds, args.variant_dir, threads=args.threads,
-                  on_divergence=args.on_divergence)
+    try:
+        train_stacked(args.data, args.settings, args.seeds, args.variant_dir,
+                      threads=args.threads, on_divergence=args.on_divergence)
+    except torch.OutOfMemoryError as error:  # the device's memory: N seeds' activations at once
+        raise ValueError(
+            f"the stack of {len(args.seeds)} seeds does not fit in the device's memory "
+            f"({str(error).splitlines()[0]}); train fewer seeds, a smaller batch_size, or set "
+            "training.stack_seeds: false for this variant (a rerun on a larger device resumes "
+            "after the last finished epoch)") from None
 
 
 def stage_activations(args):
