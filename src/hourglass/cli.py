@@ -184,7 +184,7 @@ Say what a file holds, for every kind of file the workflow writes:
   matrix       representations, and the values of each label column
   dataset      data/{dataset}-{hash}.h5: splits, image shapes, classes, probe set
 and a killed training run's {variant}/seed{s}/.resume/state.pt (seeds stacked:
-{variant}/.resume/stacked.pt). The kind is
+{variant}/.resume/stacked.pt, each seed's epoch and whether it is done). The kind is
 read from the file's content, not its name; anything else is an error.""",
                 epilog="example: hourglass inspect results/digits_consistency/latent4/seed0/activations/final.h5")
     c.add_argument("files", nargs="+", type=Path, metavar="FILE", help="one or more files")

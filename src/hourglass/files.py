@@ -17,8 +17,9 @@ import pandas as pd
 KINDS = {
     "activations": "{variant}/seed{s}/activations/{checkpoint}.h5: every layer on the probe stimuli",
     "checkpoint": "{variant}/seed{s}/checkpoints/{checkpoint}.pt: trained weights and their settings",
-    "training progress": "{variant}/seed{s}/.resume/state.pt (or, seeds stacked, "
-                         "{variant}/.resume/stacked.pt): where a killed training run resumes",
+    "training progress": "{variant}/seed{s}/.resume/state.pt: where a killed training run resumes",
+    "stacked training progress": "{variant}/.resume/stacked.pt: where a killed run of a "
+                                 "variant's stacked seeds resumes, each seed's progress",
     "similarity matrix": "similarity/{measure}.h5: a measure between every pair of representations",
     "dataset": "data/{dataset}-{hash}.h5: train/val/test splits and the probe set",
 }
