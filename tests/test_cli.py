@@ -229,33 +229,6 @@ def test_inspect_training_progress(two_seeds, tmp_path, capsys):
     assert re.search(r"^seed: +3$", out, re.M) and re.search(r"^epoch: +5$", out, re.M)
 
 
-def test_inspect_stacked_training_progress(digits_file, tmp_path, capsys):
-    """The state a killed stacked run resumes from (hourglass.stacked), each
-    seed's progress shown: here seed 1 stopped early, seeds 0 and 2 train on."""
-    from hourglass.stacked import train_stacked
-
-    class Killed(Exception):
-        pass
-
-    def dies_in_epoch_6(line):
-        if line.startswith("seed 2: epoch 6:"):
-            raise Killed
-
-    model = dict(architecture="fc", widths=[256, 16], latent=4, bottleneck_layers=1,
-                 activation="relu", latent_activation="relu", init="glorot_uniform")
-    settings = {"variant": "v", "model": model, "checkpoints": [0],
-                "training": dict(loss="mse", lr=0.03, batch_size=64, max_epochs=8, patience=1,
-                                 stack_seeds=True)}
-    with pytest.raises(Killed):
-        train_stacked(digits_file, settings, [0, 1, 2], tmp_path, log=dies_in_epoch_6)
-    path = tmp_path / ".resume" / "stacked.pt"
-    code, out, err = run(capsys, "inspect", path)
-    assert code == 0, err
-    assert out.splitlines()[0] == f"{path}: stacked training progress"
-    assert re.search(r"^epoch: +5$", out, re.M) and re.search(r"^training: +\[0, 2\]$", out, re.M)
-    assert re.search(r'^  seed 1: \{"best_epoch": \d, "done": true, "epoch": 4\}$', out, re.M), out
-
-
 def test_a_stack_out_of_device_memory_says_what_to_change(monkeypatch, tmp_path, capsys):
     """torch's out-of-memory error (a GPU's; none here, so raised in its place)
     becomes a stage error naming the ways out."""

@@ -3,11 +3,13 @@
 
 import csv
 import math
+import re
 
 import pytest
 import torch
 
 from hourglass import stacked
+from hourglass.files import describe_file, format_description
 from hourglass.stacked import train_stacked
 from hourglass.train import publish, train
 from conftest import config_problems
@@ -149,8 +151,15 @@ def test_a_rerun_and_a_resumed_run_write_the_same_bytes(digits_file, tmp_path):
 
     with pytest.raises(Killed):
         train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=dies_in_epoch_6)
-    saved = torch.load(tmp_path / "again" / ".resume" / "stacked.pt", weights_only=True)
+    state = tmp_path / "again" / ".resume" / "stacked.pt"
+    saved = torch.load(state, weights_only=True)
     assert saved["active"] == [0, 2]  # seed 1 stopped after epoch 4: resumed off a smaller stack
+    # what `hourglass inspect` says of it: each seed's progress
+    shown = format_description(describe_file(state))
+    assert shown.splitlines()[0] == f"{state}: stacked training progress"
+    assert re.search(r"^epoch: +5$", shown, re.M), shown
+    assert re.search(r"^training: +\[0, 2\]$", shown, re.M), shown
+    assert re.search(r'^  seed 1: \{"best_epoch": \d, "done": true, "epoch": 4\}$', shown, re.M)
     lines = []
     train_stacked(digits_file, settings(), SEEDS, tmp_path / "again", log=lines.append)
     assert "resuming after epoch 5" in lines

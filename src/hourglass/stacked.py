@@ -225,9 +225,9 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
     saved = load_progress(state_path, identity, log)
     if saved is None:
         shutil.rmtree(variant_dir / RESUME_DIR, ignore_errors=True)
-        for run in runs:  # the seeds' own progress, left when they trained one by one
-            shutil.rmtree(run.out_dir / RESUME_DIR, ignore_errors=True)
         for run in runs:
+            # the seed's own progress, left when it last trained alone
+            shutil.rmtree(run.out_dir / RESUME_DIR, ignore_errors=True)
             run.progress = first_progress(run.model, evaluated(run, SPLITS, 0), training,
                                           seed_log(log, run.seed))
             if 0 in wanted:
@@ -275,12 +275,9 @@ def train_stacked(data, settings, seeds, variant_dir, threads=1, on_divergence="
             taken = (epoch - 1) * steps_per_epoch + step - 1
             index = torch.stack(idx).to(device)  # one copy and one gather per input for all seeds
             xs, ys = x_train[index], y_train[index]
-            seed_batches = [Batch(x, y, taken, recon, run.noise, len(x_train))
-                            for run, x, y in zip(active, xs, ys)]
-            gradients, terms = stacked_gradients(
-                params, buffers, torch.stack([loss.inputs(batch) for batch in seed_batches]),
-                torch.stack([b.x for b in seed_batches]), torch.stack([b.y for b in seed_batches]),
-                taken)
+            inputs = torch.stack([loss.inputs(Batch(x, y, taken, recon, run.noise, len(x_train)))
+                                  for run, x, y in zip(active, xs, ys)])
+            gradients, terms = stacked_gradients(params, buffers, inputs, xs, ys, taken)
             for name, p in params.items():
                 p.grad = gradients[name]
             optimizer.step()
